@@ -1,0 +1,29 @@
+/*
+ * The main loop (GLib's default context) and the big lock.
+ *
+ * The main thread runs the GLib main loop and holds the big lock except while
+ * it polls. vCPU threads and the qtest server take the lock around device
+ * access. The TPM worker never takes it: it posts completions to the main
+ * loop with main_loop_call().
+ */
+#ifndef SYSTEM_MAIN_LOOP_H
+#define SYSTEM_MAIN_LOOP_H
+
+#include <stdbool.h>
+#include <glib.h>
+
+void main_loop_init(void);
+/* Run until a shutdown request; returns the exit status. */
+int main_loop_run(void);
+/* Run one iteration (used by synchronous waits in the main thread). */
+void main_loop_iterate(bool may_block);
+/* Schedule fn(data) in the main loop; callable from any thread. */
+void main_loop_call(GSourceFunc fn, gpointer data);
+/* Wake a blocked poll. */
+void main_loop_notify(void);
+
+void bql_lock(void);
+void bql_unlock(void);
+bool bql_locked(void);
+
+#endif
