@@ -45,9 +45,11 @@ static void afsplit_chain(CryptoHashAlg alg, size_t block_len, uint32_t stripes,
 bool afsplit_split(CryptoHashAlg alg, size_t block_len, uint32_t stripes,
                    const uint8_t *in, uint8_t *out, GError **errp)
 {
-    size_t random_len = (size_t)(stripes - 1) * block_len;
+    size_t random_len;
     uint8_t *d;
 
+    g_return_val_if_fail(stripes >= 1 && block_len > 0, false);
+    random_len = (size_t)(stripes - 1) * block_len;
     if (!crypto_random_bytes(out, random_len, errp)) {
         return false;
     }
@@ -61,8 +63,10 @@ bool afsplit_split(CryptoHashAlg alg, size_t block_len, uint32_t stripes,
 void afsplit_merge(CryptoHashAlg alg, size_t block_len, uint32_t stripes,
                    const uint8_t *in, uint8_t *out)
 {
-    uint8_t *d = secure_alloc(block_len);
+    uint8_t *d;
 
+    g_return_if_fail(stripes >= 1 && block_len > 0);
+    d = secure_alloc(block_len);
     afsplit_chain(alg, block_len, stripes, in, d);
     memxor3(out, d, in + (size_t)(stripes - 1) * block_len, block_len);
     secure_free(d, block_len);

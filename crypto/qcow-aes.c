@@ -22,7 +22,9 @@ QcowAes *qcow_aes_new(const uint8_t *pass, size_t pass_len)
     QcowAes *aes = secure_alloc(sizeof(*aes));
     uint8_t key[AES128_KEY_SIZE] = {0};
 
-    memcpy(key, pass, MIN(pass_len, sizeof(key)));
+    if (pass_len > 0) {
+        memcpy(key, pass, MIN(pass_len, sizeof(key)));
+    }
     aes128_set_encrypt_key(&aes->enc, key);
     aes128_set_decrypt_key(&aes->dec, key);
     explicit_bzero(key, sizeof(key));
