@@ -53,7 +53,6 @@ typedef struct SandboxConfig {
  * command line is parsed and during start-up, before the VM runs.
  */
 static SandboxConfig sandbox_config;
-static bool sandbox_applied;
 
 typedef struct RunasConfig {
     char *spec; /* as given, for messages */
@@ -139,6 +138,8 @@ bool sandbox_enabled(void)
 }
 
 #if CONFIG_SECCOMP
+
+static bool sandbox_applied; /* guarded like sandbox_config */
 
 /*
  * The filter is a deny list over a default of "allow": a VM process needs
