@@ -151,80 +151,36 @@ static bool sandbox_applied; /* guarded like sandbox_config */
 
 /* Host-wide administration a VM never does, and seccomp bypasses. */
 static const char *const sandbox_deny_always[] = {
-    "reboot",
-    "kexec_load",
-    "kexec_file_load",
-    "init_module",
-    "finit_module",
-    "delete_module",
-    "mount",
-    "umount2",
-    "pivot_root",
-    "chroot",
-    "swapon",
-    "swapoff",
-    "acct",
-    "syslog",
-    "settimeofday",
-    "clock_settime",
-    "clock_adjtime",
-    "adjtimex",
-    "sethostname",
-    "setdomainname",
-    "iopl",
-    "ioperm",
-    "modify_ldt",
-    "quotactl",
-    "unshare",
-    "setns",
-    "bpf",
-    "perf_event_open",
-    "keyctl",
-    "add_key",
-    "request_key",
-    "name_to_handle_at",
-    "open_by_handle_at",
-    "process_vm_readv",
-    "process_vm_writev",
+    "reboot", "kexec_load", "kexec_file_load", "init_module", "finit_module",
+    "delete_module", "mount", "umount2", "pivot_root", "chroot", "swapon", "swapoff",
+    "acct", "syslog", "settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
+    "sethostname", "setdomainname", "iopl", "ioperm", "modify_ldt", "quotactl", "unshare",
+    "setns", "bpf", "perf_event_open", "keyctl", "add_key", "request_key",
+    "name_to_handle_at", "open_by_handle_at", "process_vm_readv", "process_vm_writev",
     "userfaultfd",
     /* io_uring can open files and sockets without a system call seccomp sees */
-    "io_uring_setup",
-    "io_uring_enter",
-    "io_uring_register",
+    "io_uring_setup", "io_uring_enter", "io_uring_register",
     /* new network sockets; accept() on an existing listener stays allowed */
-    "socket",
-#ifndef SANDBOX_UNDER_SANITIZER
-    /* LeakSanitizer stops the world with ptrace at exit */
-    "ptrace",
-#endif
-};
+    "socket"};
 
 /* Calls that have been obsolete for years; nothing in a VM uses them. */
 static const char *const sandbox_deny_obsolete[] = {
     "_sysctl",          "uselib",       "ustat",      "sysfs",       "create_module",
     "get_kernel_syms",  "query_module", "nfsservctl", "afs_syscall", "tuxcall",
     "security",         "getpmsg",      "putpmsg",    "vserver",     "lookup_dcookie",
-    "remap_file_pages", "bdflush",
-};
+    "remap_file_pages", "bdflush"};
 
 static const char *const sandbox_deny_elevate[] = {
     "setuid",    "setgid",   "setreuid", "setregid",  "setresuid",
-    "setresgid", "setfsuid", "setfsgid", "setgroups", "capset",
-};
+    "setresgid", "setfsuid", "setfsgid", "setgroups", "capset"};
 
-static const char *const sandbox_deny_spawn[] = {
-    "execve",
-    "execveat",
-    "fork",
-    "vfork",
-};
+static const char *const sandbox_deny_spawn[] = {"execve", "execveat", "fork", "vfork"};
 
 /* Denied with EPERM, not killed: GLib and glibc try these and cope with a
  * refusal (a thread pool copying its creator's scheduling, for example). */
 static const char *const sandbox_deny_resourcecontrol[] = {
-    "setpriority",   "sched_setparam",    "sched_setscheduler",
-    "sched_setattr", "sched_setaffinity",
-};
+    "setpriority", "sched_setparam", "sched_setscheduler", "sched_setattr",
+    "sched_setaffinity"};
 
 /*
  * Messages for trapped calls, built before the filter is loaded so that the
@@ -385,6 +341,12 @@ static bool sandbox_build(scmp_filter_ctx ctx, const SandboxConfig *cfg, GError 
                           G_N_ELEMENTS(sandbox_deny_always), errp)) {
         return false;
     }
+#ifndef SANDBOX_UNDER_SANITIZER
+    /* denied except in ASan builds: LeakSanitizer stops the world with ptrace */
+    if (!sandbox_add(ctx, SCMP_ACT_TRAP, "ptrace", errp)) {
+        return false;
+    }
+#endif
     if (cfg->obsolete == SANDBOX_DENY &&
         !sandbox_add_list(ctx, SCMP_ACT_TRAP, sandbox_deny_obsolete,
                           G_N_ELEMENTS(sandbox_deny_obsolete), errp)) {
