@@ -7,6 +7,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -380,6 +381,18 @@ static bool sandbox_build(scmp_filter_ctx ctx, const SandboxConfig *cfg, GError 
     return true;
 }
 
+static bool sandbox_have_sys_admin(void)
+{
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
+
+    memset(caps, 0, sizeof(caps));
+    if (syscall(SYS_capget, &hdr, caps) < 0) {
+        return false;
+    }
+    return (caps[CAP_SYS_ADMIN / 32].effective >> (CAP_SYS_ADMIN % 32)) & 1;
+}
+
 static void sandbox_forget_traps(void)
 {
     for (int i = 0; i < sandbox_ntraps; i++) {
@@ -393,7 +406,8 @@ bool sandbox_apply(GError **errp)
     scmp_filter_ctx ctx;
     struct sigaction sa, old_sa;
     unsigned int api = seccomp_api_get();
-    bool nnp = sandbox_config.elevate != SANDBOX_ALLOW;
+    /* a filter without no_new_privs needs CAP_SYS_ADMIN */
+    bool nnp = sandbox_config.elevate != SANDBOX_ALLOW || !sandbox_have_sys_admin();
     int rc;
 
     if (!sandbox_config.enabled) {
@@ -418,6 +432,19 @@ bool sandbox_apply(GError **errp)
     (void)g_get_user_name();
     (void)g_get_home_dir();
     (void)g_get_tmp_dir();
+    /*
+     * Under systemd, GLib sends its messages to journald through a socket it
+     * creates on the first message; create it now with a useful first line.
+     */
+    if (g_log_writer_is_journald(fileno(stderr))) {
+        const GLogField fields[] = {
+            {"MESSAGE", "sandbox: installing the seccomp filter", -1},
+            {"PRIORITY", "6", -1},
+            {"GLIB_DOMAIN", G_LOG_DOMAIN, -1},
+        };
+
+        g_log_writer_journald(G_LOG_LEVEL_INFO, fields, G_N_ELEMENTS(fields), NULL);
+    }
 
     ctx = seccomp_init(SCMP_ACT_ALLOW);
     if (!ctx) {
@@ -430,6 +457,10 @@ bool sandbox_apply(GError **errp)
     if (rc == 0) {
         /* all threads, including vCPU and TPM worker threads started earlier */
         rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+    }
+    if (rc == 0) {
+        /* report the kernel's errno, not libseccomp's ECANCELED */
+        rc = seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
     }
     if (rc == 0) {
         /* elevateprivileges=allow may exec setuid helpers; otherwise never */
@@ -460,11 +491,6 @@ bool sandbox_apply(GError **errp)
     }
 
     rc = seccomp_load(ctx);
-    if (rc == -EACCES && !nnp) {
-        /* without CAP_SYS_ADMIN a filter needs no_new_privs */
-        seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1);
-        rc = seccomp_load(ctx);
-    }
     seccomp_release(ctx);
     if (rc < 0) {
         sigaction(SIGSYS, &old_sa, NULL);

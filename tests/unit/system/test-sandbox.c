@@ -356,6 +356,20 @@ static void test_runas_drops_root(void)
     assert_killed_for(s, "setuid", SYS_setuid);
 }
 
+static void test_elevateprivileges_allow_unprivileged(void)
+{
+    g_autoptr(ProbeResult) r = NULL;
+
+    if (!need_seccomp() || !need_root()) {
+        return;
+    }
+    /* without CAP_SYS_ADMIN the filter can only go on with no_new_privs */
+    r = run_probe("--runas", "nobody", "--sandbox", "on,elevateprivileges=allow", "setuid",
+                  "socket", NULL);
+    assert_killed_for(r, "socket", SYS_socket);
+    g_assert_nonnull(strstr(r->out, "ok setuid\n"));
+}
+
 static void test_runas_explicit_group(void)
 {
     g_autoptr(ProbeResult) r = NULL;
@@ -450,6 +464,8 @@ int main(int argc, char **argv)
     g_test_add_func("/sandbox/resourcecontrol/deny-refuses-without-killing",
                     test_resourcecontrol);
     g_test_add_func("/runas/drops-root-for-good", test_runas_drops_root);
+    g_test_add_func("/sandbox/elevateprivileges/allow-works-after-dropping-root",
+                    test_elevateprivileges_allow_unprivileged);
     g_test_add_func("/runas/explicit-group-replaces-groups", test_runas_explicit_group);
     g_test_add_func("/runas/rejects-unknown-and-root", test_runas_rejects);
     g_test_add_func("/chroot/confines-to-the-directory", test_chroot_confines);
