@@ -364,8 +364,8 @@ static void test_elevateprivileges_allow_unprivileged(void)
         return;
     }
     /* without CAP_SYS_ADMIN the filter can only go on with no_new_privs */
-    r = run_probe("--runas", "nobody", "--sandbox", "on,elevateprivileges=allow", "setuid",
-                  "socket", NULL);
+    r = run_probe("--runas", "nobody", "--sandbox", "on,elevateprivileges=allow",
+                  "setuid", "socket", NULL);
     assert_killed_for(r, "socket", SYS_socket);
     g_assert_nonnull(strstr(r->out, "ok setuid\n"));
 }
