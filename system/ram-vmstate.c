@@ -18,7 +18,6 @@
 
 #include <string.h>
 
-#include "hw/core/machine.h"
 #include "hw/core/vmstate.h"
 #include "util/error.h"
 
@@ -32,6 +31,7 @@ typedef struct RamSection {
 
 static RamSection ram_section; /* the one machine's RAM; main thread only */
 static bool ram_section_registered;
+static bool ram_section_skip; /* save a "RAM unchanged" marker (page_size 0) */
 
 /* True if len bytes at p are all zero (len a multiple of 64). */
 static bool ram_page_is_zero(const uint8_t *p, size_t len)
@@ -88,10 +88,12 @@ static bool ram_save(void *opaque, GByteArray *out, GError **errp)
     uint64_t pages = ram_pages(rs->size);
     size_t bitmap_len = (size_t)((pages + 7) / 8);
     guint bitmap_pos;
-    uint64_t nonzero = 0;
 
     put_be(out, rs->size, 8);
-    put_be(out, RAM_PAGE_SIZE, 4);
+    put_be(out, ram_section_skip ? 0 : RAM_PAGE_SIZE, 4);
+    if (ram_section_skip) {
+        return true;
+    }
     bitmap_pos = out->len;
     g_byte_array_set_size(out, out->len + (guint)bitmap_len);
     memset(out->data + bitmap_pos, 0, bitmap_len);
@@ -105,7 +107,6 @@ static bool ram_save(void *opaque, GByteArray *out, GError **errp)
             /* out->data may move as pages are appended: index, never cache it */
             out->data[bitmap_pos + i / 8] |= (uint8_t)(1u << (i % 8));
             g_byte_array_append(out, page, (guint)len);
-            nonzero++;
         }
     }
     return true;
@@ -133,6 +134,10 @@ static bool ram_parse(const RamSection *rs, const uint8_t *buf, size_t len,
                     "; start it with the same -m as when the snapshot was taken",
                     size, rs->size);
         return false;
+    }
+    if (page_size == 0 && len == RAM_HEADER_SIZE) {
+        *bitmap = NULL; /* the marker: leave RAM as it is */
+        return true;
     }
     if (page_size != RAM_PAGE_SIZE) {
         g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_CORRUPT,
@@ -191,6 +196,9 @@ static bool ram_load(void *opaque, const uint8_t *buf, size_t len, int version_i
     if (!ram_parse(rs, buf, len, &bitmap, errp)) {
         return false;
     }
+    if (!bitmap) {
+        return true;
+    }
     data = bitmap + (pages + 7) / 8;
     for (uint64_t i = 0; i < pages; i++) {
         uint8_t *page = rs->ram + i * RAM_PAGE_SIZE;
@@ -234,4 +242,9 @@ void ram_vmstate_unregister(void)
         vmstate_unregister(&ram_vmstate, &ram_section);
         ram_section_registered = false;
     }
+}
+
+void ram_vmstate_set_skip(bool skip)
+{
+    ram_section_skip = skip;
 }

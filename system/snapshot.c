@@ -34,9 +34,21 @@
 #include "util/log.h"
 #include "util/trace.h"
 
+#include <zlib.h>
+
 /* Room beyond RAM for every other section (TPM blobs are at most a few MiB). */
 #define SNAPSHOT_VMSTATE_SLACK (64ull << 20)
 #define SNAPSHOT_UNDO_PREFIX "tpmvm-loadvm-undo-"
+
+/*
+ * The vmstate area starts with a small header (docs/snapshots.md) so that a
+ * truncated, damaged or newer state is recognised before any of it is
+ * parsed: magic "TPSN", u32 version, u64 stream length, u32 CRC-32 of the
+ * stream, u32 zero; then the vmstate stream. Big-endian.
+ */
+#define SNAPSHOT_HDR_MAGIC "TPSN"
+#define SNAPSHOT_HDR_VERSION 1
+#define SNAPSHOT_HDR_SIZE 24
 
 /* One drive taking part in an operation. */
 typedef struct SnapDrive {
@@ -400,6 +412,92 @@ static void snap_fill_info(BlockSnapshotInfo *sn, const char *tag, uint64_t vm_s
     sn->disk_size = len > 0 ? (uint64_t)len : 0;
 }
 
+static void put_be(uint8_t *p, uint64_t v, unsigned bytes)
+{
+    for (unsigned i = 0; i < bytes; i++) {
+        p[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
+    }
+}
+
+static uint64_t get_be(const uint8_t *p, unsigned bytes)
+{
+    uint64_t v = 0;
+
+    for (unsigned i = 0; i < bytes; i++) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+/* CRC-32 (zlib's, the one qcow2 and gzip use) over any length. */
+static uint32_t snap_crc32(const uint8_t *buf, uint64_t len)
+{
+    uLong crc = crc32(0L, Z_NULL, 0);
+
+    while (len) {
+        uInt chunk = (uInt)MIN(len, (uint64_t)1 << 30);
+        crc = crc32(crc, buf, chunk);
+        buf += chunk;
+        len -= chunk;
+    }
+    return (uint32_t)crc;
+}
+
+/* Fill the header in front of the stream that follows it in `area`. */
+static void snap_header_fill(GByteArray *area)
+{
+    uint64_t len = area->len - SNAPSHOT_HDR_SIZE;
+
+    memcpy(area->data, SNAPSHOT_HDR_MAGIC, 4);
+    put_be(area->data + 4, SNAPSHOT_HDR_VERSION, 4);
+    put_be(area->data + 8, len, 8);
+    put_be(area->data + 16, snap_crc32(area->data + SNAPSHOT_HDR_SIZE, len), 4);
+    put_be(area->data + 20, 0, 4);
+}
+
+/* Check the header of a vmstate area of `size` bytes; the stream follows it. */
+static bool snap_header_check(const uint8_t *area, uint64_t size, const char *what,
+                              GError **errp)
+{
+    uint64_t len;
+    uint32_t version;
+
+    if (size < SNAPSHOT_HDR_SIZE || memcmp(area, SNAPSHOT_HDR_MAGIC, 4) != 0) {
+        g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_CORRUPT,
+                    "%s: the VM state (%" G_GUINT64_FORMAT " bytes) is not a tpmvm VM "
+                    "state (no 'TPSN' header); it was written by another program or is "
+                    "damaged",
+                    what, size);
+        return false;
+    }
+    version = (uint32_t)get_be(area + 4, 4);
+    if (version != SNAPSHOT_HDR_VERSION) {
+        g_set_error(
+            errp, TPMVM_ERROR, TPMVM_ERROR_CORRUPT,
+            "%s: the VM state has format version %u, but this tpmvm reads version "
+            "%d; load it with the tpmvm that saved it",
+            what, version, SNAPSHOT_HDR_VERSION);
+        return false;
+    }
+    len = get_be(area + 8, 8);
+    if (len != size - SNAPSHOT_HDR_SIZE) {
+        g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_CORRUPT,
+                    "%s: the VM state is truncated or damaged: its header announces "
+                    "%" G_GUINT64_FORMAT
+                    " bytes but the snapshot holds %" G_GUINT64_FORMAT,
+                    what, len, size - SNAPSHOT_HDR_SIZE);
+        return false;
+    }
+    if ((uint32_t)get_be(area + 16, 4) != snap_crc32(area + SNAPSHOT_HDR_SIZE, len)) {
+        g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_CORRUPT,
+                    "%s: the VM state is damaged (CRC-32 mismatch over %" G_GUINT64_FORMAT
+                    " bytes)",
+                    what, len);
+        return false;
+    }
+    return true;
+}
+
 /* Delete the snapshots this operation created (rollback of a failed save). */
 static void snap_delete_created(SnapSet *set, const char *tag)
 {
@@ -424,9 +522,11 @@ static bool snap_save_stopped(SnapSet *set, const char *tag, GError **errp)
     if (!tpm_walk(tpm_drain_one, errp) || !snap_flush_drives(set, errp)) {
         return false;
     }
+    g_byte_array_set_size(stream, SNAPSHOT_HDR_SIZE);
     if (!vmstate_save_all(stream, errp)) {
         return false;
     }
+    snap_header_fill(stream);
     trace_event("snapshot_save_vmstate", "tag=%s bytes=%u", tag, stream->len);
     if (!bdrv_save_vmstate(set->vmstate->bs, stream->data, 0, stream->len, errp)) {
         g_autofree char *desc = drive_desc(set->vmstate->bs);
@@ -624,9 +724,11 @@ static uint8_t *snap_read_vmstate(SnapSet *set, const char *tag, GError **errp)
 
 /* Steps after the undo snapshots exist; on failure the caller rolls back. */
 static bool snap_load_stopped(SnapSet *set, const char *tag, bool disk_only,
-                              GError **errp)
+                              bool *applying, GError **errp)
 {
     g_autofree uint8_t *buf = NULL;
+    g_autofree char *what = NULL;
+    g_autofree char *desc = NULL;
 
     for (guint i = 0; i < set->drives->len; i++) {
         SnapDrive *d = g_ptr_array_index(set->drives, i);
@@ -642,15 +744,22 @@ static bool snap_load_stopped(SnapSet *set, const char *tag, bool disk_only,
     }
     if (disk_only) {
         /* No volatile state was saved: what the TPM sees is a power cycle. */
+        *applying = true;
         return tpm_walk(tpm_power_cycle_one, errp);
     }
+    desc = drive_desc(set->vmstate->bs);
     buf = snap_read_vmstate(set, tag, errp);
     if (!buf) {
         return false;
     }
-    if (!vmstate_load_all(buf, set->vmstate->vm_state_size, errp)) {
-        g_autofree char *desc = drive_desc(set->vmstate->bs);
-        g_prefix_error(errp, "Snapshot '%s' on %s cannot be loaded: ", tag, desc);
+    what = g_strdup_printf("Snapshot '%s' on %s", tag, desc);
+    if (!snap_header_check(buf, set->vmstate->vm_state_size, what, errp)) {
+        return false;
+    }
+    if (!vmstate_load_all(buf + SNAPSHOT_HDR_SIZE,
+                          set->vmstate->vm_state_size - SNAPSHOT_HDR_SIZE, errp)) {
+        g_prefix_error(errp, "%s cannot be loaded: ", what);
+        *applying = true;
         return false;
     }
     return true;
@@ -661,8 +770,9 @@ static bool snap_load(const char *tag, const char *vmstate, const char *const *d
 {
     g_autoptr(SnapSet) set = NULL;
     SnapDrive *present, *missing;
+    g_autoptr(GByteArray) backup = NULL;
     GError *err = NULL, *rb_err = NULL;
-    bool disk_only;
+    bool disk_only, ok, applying = false;
     SnapRun run;
     guint have;
 
@@ -714,12 +824,32 @@ static bool snap_load(const char *tag, const char *vmstate, const char *const *d
         g_propagate_error(errp, err);
         return false;
     }
-    if (snap_load_stopped(set, tag, disk_only, &err)) {
+    /*
+     * What the devices and the TPM hold now, without RAM (which loading
+     * changes only after every other section applied): put back if applying
+     * the snapshot's state fails half-way. At start-up there is nothing to
+     * keep, a failure ends the process.
+     */
+    if (!at_startup) {
+        backup = g_byte_array_new();
+        ram_vmstate_set_skip(true);
+        ok = vmstate_save_all(backup, &err);
+        ram_vmstate_set_skip(false);
+        if (!ok) {
+            g_prefix_error(&err, "Cannot keep the current VM state aside: ");
+            snap_delete_undo(set);
+            snap_resume(&run, false);
+            g_propagate_error(errp, err);
+            return false;
+        }
+    }
+    if (snap_load_stopped(set, tag, disk_only, &applying, &err)) {
         snap_delete_undo(set);
         snap_resume(&run, true);
         return true;
     }
-    if (snap_rollback(set, &rb_err)) {
+    if (snap_rollback(set, &rb_err) &&
+        (!applying || !backup || vmstate_load_all(backup->data, backup->len, &rb_err))) {
         snap_delete_undo(set);
         snap_resume(&run, false);
         g_set_error(errp, err->domain, err->code,

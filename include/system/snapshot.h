@@ -60,5 +60,11 @@ char *snapshot_size_to_str(uint64_t bytes);
 /* The "ram" vmstate section over the machine's RAM (size 0: none). */
 void ram_vmstate_register(uint8_t *ram, uint64_t size);
 void ram_vmstate_unregister(void);
+/*
+ * While set, the "ram" section saves a marker instead of the pages, and
+ * loading that marker leaves RAM as it is (loadvm's in-memory backup of the
+ * other devices, for putting them back if loading fails).
+ */
+void ram_vmstate_set_skip(bool skip);
 
 #endif
