@@ -932,10 +932,12 @@ static void vl_cleanup(void)
     if (current_accel() && current_accel()->cleanup) {
         current_accel()->cleanup(current_machine);
     }
+    devices_destroy_all();
     tpm_backend_destroy_all();
     drive_close_all();
     secret_delete_all();
     chardev_close_all();
+    machine_destroy(current_machine);
     if (cfg.pidfile) {
         unlink(cfg.pidfile);
     }

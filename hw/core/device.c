@@ -164,11 +164,24 @@ static guint device_count_type(const DeviceClass *dc)
     return n;
 }
 
+/* Lowest instance number not used by a realized device of this type. */
+static int device_free_instance(const DeviceClass *dc)
+{
+    for (int inst = 0;; inst++) {
+        bool used = false;
+        for (guint i = 0; devices && i < devices->len && !used; i++) {
+            DeviceState *d = g_ptr_array_index(devices, i);
+            used = d->klass == dc && d->instance == inst;
+        }
+        if (!used) {
+            return inst;
+        }
+    }
+}
+
 bool device_realize(DeviceState *dev, GError **errp)
 {
     const DeviceClass *dc = dev->klass;
-    int instance;
-
     if (dev->realized) {
         return true;
     }
@@ -177,8 +190,7 @@ bool device_realize(DeviceState *dev, GError **errp)
                     "Duplicate device ID '%s'; pick another id=", dev->id);
         return false;
     }
-    instance = (int)device_count_type(dc);
-    if (dc->singleton && instance > 0) {
+    if (dc->singleton && device_count_type(dc) > 0) {
         g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
                     "Only one device of type '%s' is supported per machine", dc->name);
         return false;
@@ -198,14 +210,15 @@ bool device_realize(DeviceState *dev, GError **errp)
     if (dc->realize && !dc->realize(dev, errp)) {
         return false;
     }
+    dev->instance = device_free_instance(dc);
     dev->realized = true;
     if (!devices) {
         devices = g_ptr_array_new();
     }
     g_ptr_array_add(devices, dev);
     if (dc->vmsd) {
-        vmstate_register(dc->vmsd->name ? dc->vmsd->name : dc->name, instance, dc->vmsd,
-                         dev);
+        vmstate_register(dc->vmsd->name ? dc->vmsd->name : dc->name, dev->instance,
+                         dc->vmsd, dev);
     }
     return true;
 }
@@ -318,6 +331,31 @@ void devices_reset_all(void)
         if (d->klass->reset) {
             d->klass->reset(d);
         }
+    }
+}
+
+void device_destroy(DeviceState *dev)
+{
+    if (!dev) {
+        return;
+    }
+    if (dev->realized) {
+        if (dev->klass->vmsd) {
+            vmstate_unregister(dev->klass->vmsd, dev);
+        }
+        if (dev->klass->unrealize) {
+            dev->klass->unrealize(dev);
+        }
+        dev->realized = false;
+        g_ptr_array_remove(devices, dev);
+    }
+    device_free(dev);
+}
+
+void devices_destroy_all(void)
+{
+    while (devices && devices->len) {
+        device_destroy(g_ptr_array_index(devices, devices->len - 1));
     }
 }
 
