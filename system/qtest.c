@@ -579,7 +579,7 @@ bool qtest_server_init(Chardev *chr, const char *log_path, GError **errp)
     if (log_path && strcmp(log_path, "/dev/null") != 0) {
         log = fopen(log_path, "w");
         if (!log) {
-            error_set_errno(errp, errno, "-qtest-log: Could not open '%s'", log_path);
+            error_set_errno(errp, errno, "Could not open '%s'", log_path);
             return false;
         }
     }

@@ -334,6 +334,9 @@ static void vl_parse_m(const VlArg *a)
     if (!parse_size(size, 'M', &cfg.ram_size, &err)) {
         vl_fail(a, err);
     }
+    if (cfg.ram_size == 0) {
+        vl_fail(a, vl_error("RAM size must be larger than 0"));
+    }
     /* QEMU's memory hotplug options: accepted, not used */
     keyval_get(kv, "slots");
     keyval_get(kv, "maxmem");
@@ -358,7 +361,7 @@ static void vl_parse_smp(const VlArg *a)
         !keyval_check_unused(kv, NULL, &err)) {
         vl_fail(a, err);
     }
-    if (cpus == 0) {
+    if (cpus == 0 && !keyval_has(kv, "cpus")) {
         cpus = sockets * cores * threads;
     }
     if (cpus < 1 || cpus > 255 || sockets > 255 || cores > 255 || threads > 255) {
@@ -874,9 +877,13 @@ static void vl_setup(void)
     }
     if (cfg.qtest_spec) {
         VlArg a = {vl_find_option("qtest"), cfg.qtest_spec};
+        VlArg log = {vl_find_option("qtest-log"), cfg.qtest_log};
         Chardev *chr = chardev_new_from_legacy(cfg.qtest_spec, "qtest", &err);
-        if (!chr || !qtest_server_init(chr, cfg.qtest_log, &err)) {
+        if (!chr) {
             vl_fail(&a, err);
+        }
+        if (!qtest_server_init(chr, cfg.qtest_log, &err)) {
+            vl_fail(cfg.qtest_log ? &log : &a, err);
         }
     }
     for (guint i = 0; i < cfg.args->len; i++) {

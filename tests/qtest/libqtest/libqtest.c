@@ -534,22 +534,33 @@ void qtest_send_bytes(QTestState *s, const void *buf, size_t len)
     send_all(s, s->qtest.fd, buf, len, "qtest");
 }
 
+static bool is_irq_line(const char *line)
+{
+    return g_str_has_prefix(line, "IRQ raise ") || g_str_has_prefix(line, "IRQ lower ");
+}
+
+char *qtest_recv_raw_line(QTestState *s)
+{
+    char *line = read_line(s, &s->qtest, "qtest");
+
+    if (is_irq_line(line)) {
+        int n = atoi(line + 10);
+        if (n >= 0 && n < (int)G_N_ELEMENTS(s->irq_level)) {
+            s->irq_level[n] = line[4] == 'r';
+        }
+    }
+    return line;
+}
+
 char *qtest_recv_line(QTestState *s)
 {
     for (;;) {
-        char *line = read_line(s, &s->qtest, "qtest");
-        int n;
+        char *line = qtest_recv_raw_line(s);
 
-        if (g_str_has_prefix(line, "IRQ raise ") ||
-            g_str_has_prefix(line, "IRQ lower ")) {
-            n = atoi(line + 10);
-            if (n >= 0 && n < (int)G_N_ELEMENTS(s->irq_level)) {
-                s->irq_level[n] = line[4] == 'r';
-            }
-            g_free(line);
-            continue;
+        if (!is_irq_line(line)) {
+            return line;
         }
-        return line;
+        g_free(line);
     }
 }
 

@@ -96,6 +96,8 @@ char *qtest_raw(QTestState *s, const char *line);
 void qtest_send_bytes(QTestState *s, const void *buf, size_t len);
 /* Read the next reply line (IRQ lines consumed). */
 char *qtest_recv_line(QTestState *s);
+/* Read the next line as sent, IRQ lines included (their levels are recorded). */
+char *qtest_recv_raw_line(QTestState *s);
 /* Close the qtest connection (the process keeps running). */
 void qtest_disconnect(QTestState *s);
 
