@@ -228,7 +228,7 @@ bool address_space_rw(AddressSpace *as, uint64_t addr, void *buf, uint64_t len,
             } else {
                 memcpy(p, mr->ram + off, chunk);
             }
-        } else {
+        } else if (mr) {
             uint64_t v;
             chunk = 1;
             if (is_write) {
@@ -237,6 +237,21 @@ bool address_space_rw(AddressSpace *as, uint64_t addr, void *buf, uint64_t len,
                 ok &= address_space_read(as, addr, 1, &v);
                 *p = (uint8_t)v;
             }
+        } else {
+            /* a gap: up to the next region in one step */
+            guint idx = region_upper_bound(as, addr);
+            chunk = len;
+            if (idx < as->regions->len) {
+                const MemoryRegion *next = g_ptr_array_index(as->regions, idx);
+                chunk = MIN(len, next->base - addr);
+            }
+            if (!is_write) {
+                memset(p, 0xff, chunk);
+            }
+            trace_event("memory_unassigned_rw",
+                        "%s addr=0x%" G_GINT64_MODIFIER "x len=0x%" G_GINT64_MODIFIER "x",
+                        as->name, addr, chunk);
+            ok = false;
         }
         p += chunk;
         len -= chunk;

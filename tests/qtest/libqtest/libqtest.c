@@ -501,9 +501,10 @@ static void send_all(QTestState *s, int fd, const void *buf, size_t len, const c
 /* One line from r (without the newline); dies on EOF. */
 static char *read_line(QTestState *s, LineReader *r, const char *what)
 {
+    size_t scanned = 0; /* bytes already known to hold no newline */
+
     for (;;) {
-        char *nl = memchr(r->buf->str, '\n', r->buf->len);
-        char chunk[4096];
+        char *nl = memchr(r->buf->str + scanned, '\n', r->buf->len - scanned);
         ssize_t n;
 
         if (nl) {
@@ -515,17 +516,20 @@ static char *read_line(QTestState *s, LineReader *r, const char *what)
             }
             return line;
         }
+        scanned = r->buf->len;
         if (r->fd < 0) {
             qtest_die(s, "the %s connection is closed", what);
         }
-        n = read(r->fd, chunk, sizeof(chunk));
+        /* read straight into the buffer: replies can be megabytes long */
+        g_string_set_size(r->buf, scanned + 65536);
+        n = read(r->fd, r->buf->str + scanned, 65536);
+        g_string_set_size(r->buf, scanned + (n > 0 ? (size_t)n : 0));
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n <= 0) {
             qtest_die(s, "tpmvm closed the %s connection", what);
         }
-        g_string_append_len(r->buf, chunk, n);
     }
 }
 
