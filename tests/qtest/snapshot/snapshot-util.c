@@ -182,10 +182,11 @@ static void image_create_qemu(SnapEnv *env, const char *path, bool luks, unsigne
     int rc;
 
     /*
-     * qemu-img's PBKDF2 calibration over 10 ms sometimes fails with "Unable to
-     * get accurate CPU usage" on a busy machine: try again a few times.
+     * qemu-img's PBKDF2 calibration gives up with "Unable to get accurate CPU
+     * usage" when its first short run reads as 0 ms of CPU time, which is
+     * common on fast machines; that failure costs a few ms, so retry it.
      */
-    for (unsigned attempt = 0; attempt < 5; attempt++) {
+    for (unsigned attempt = 0; attempt < 50; attempt++) {
         g_clear_pointer(&out, g_free);
         rc = snap_qemu_img(env, &out, "create -q -f qcow2 %s %s %uM",
                            luks ? "-o encrypt.format=luks,encrypt.key-secret=sec0,"
