@@ -137,6 +137,25 @@ static void test_accel_kvm_without_kvm_support(void)
                     "tpmvm: -accel kvm: KVM support is not available in this build\n");
 }
 
+static void test_accel_falls_back_in_order(void)
+{
+    QTestState *qts;
+    g_autofree char *err = NULL;
+
+    if (binary_has_accel("kvm") && g_file_test("/dev/kvm", G_FILE_TEST_EXISTS)) {
+        g_test_skip("KVM works here: no fall-back happens");
+        return;
+    }
+    qts = qtest_init_without_qmp("-machine pc -m 16 -accel kvm -accel qtest");
+    /* the qtest accelerator took over: the machine answers */
+    qtest_writel(qts, 0x100, 0x1234);
+    g_assert_cmphex(qtest_readl(qts, 0x100), ==, 0x1234);
+    err = qtest_get_stderr(qts);
+    g_assert_true(g_str_has_prefix(err, "tpmvm: warning: -accel kvm: "));
+    g_assert_nonnull(strstr(err, "; trying the next accelerator\n"));
+    qtest_quit(qts);
+}
+
 static void test_version_and_help(void)
 {
     g_autofree char *out = NULL, *err = NULL;
@@ -289,6 +308,7 @@ int main(int argc, char **argv)
                     test_errors_are_exact_and_exit_1);
     g_test_add_func("/cmdline/accel/kvm-without-kvm-support-is-refused",
                     test_accel_kvm_without_kvm_support);
+    g_test_add_func("/cmdline/accel/falls-back-in-order", test_accel_falls_back_in_order);
     g_test_add_func("/cmdline/help/version-and-lists-exit-0", test_version_and_help);
     g_test_add_func("/cmdline/signal/sigterm-exits-cleanly", test_sigterm_exits_cleanly);
     g_test_add_func("/cmdline/logging/trace-and-qtest-log-files",
