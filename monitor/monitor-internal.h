@@ -83,4 +83,8 @@ void hmp_session_open(HmpSession *s);
 void hmp_session_close(HmpSession *s);
 void hmp_session_feed(HmpSession *s, const uint8_t *buf, size_t len);
 
+/* stop/cont as both monitors do them (monitor/qmp-cmds.c). */
+bool monitor_vm_stop(GError **errp);
+bool monitor_vm_cont(GError **errp);
+
 #endif
