@@ -1,10 +1,11 @@
 /*
- * Core human monitor commands on the run state: info status, stop, cont,
- * system_reset, quit. They share their logic with the QMP commands.
+ * Core human monitor commands on the run state: info status, info name,
+ * stop, cont, system_reset, quit. They share their logic with the QMP commands.
  */
 #include "monitor/monitor.h"
 #include "monitor/monitor-internal.h"
 #include "system/runstate.h"
+#include "system/system.h"
 
 /* "VM status: running", "VM status: paused", "VM status: paused (prelaunch)" */
 static bool hmp_info_status(const char *args, GString *out, GError **errp)
@@ -17,6 +18,15 @@ static bool hmp_info_status(const char *args, GString *out, GError **errp)
         g_string_append(out, "VM status: paused\n");
     } else {
         g_string_append_printf(out, "VM status: paused (%s)\n", runstate_name(s));
+    }
+    return true;
+}
+
+/* The -name of the VM; nothing when it has none. */
+static bool hmp_info_name(const char *args, GString *out, GError **errp)
+{
+    if (system_vm_name()) {
+        g_string_append_printf(out, "%s\n", system_vm_name());
     }
     return true;
 }
@@ -47,6 +57,7 @@ static void __attribute__((constructor)) hmp_register_system_commands(void)
 {
     hmp_register_info("status", "show the current VM status (running|paused)",
                       hmp_info_status);
+    hmp_register_info("name", "show the current VM name", hmp_info_name);
     hmp_register_command("stop|s", "", "stop emulation", hmp_stop);
     hmp_register_command("cont|c", "", "resume emulation", hmp_cont);
     hmp_register_command("system_reset", "", "reset the system", hmp_system_reset);

@@ -10,6 +10,7 @@
 #include "monitor/monitor.h"
 #include "monitor/monitor-internal.h"
 #include "system/runstate.h"
+#include "system/system.h"
 #include "util/error.h"
 
 static JsonNode *qmp_node_take_object(JsonObject *obj)
@@ -91,6 +92,17 @@ static JsonNode *qmp_quit(JsonObject *args, GError **errp)
     return NULL;
 }
 
+/* {"name": NAME} with -name, {} without. */
+static JsonNode *qmp_query_name(JsonObject *args, GError **errp)
+{
+    JsonObject *ret = json_object_new();
+
+    if (system_vm_name()) {
+        json_object_set_string_member(ret, "name", system_vm_name());
+    }
+    return qmp_node_take_object(ret);
+}
+
 static void qmp_add_machine(const MachineClass *mc, void *opaque)
 {
     JsonArray *list = opaque;
@@ -128,5 +140,6 @@ static void __attribute__((constructor)) qmp_register_system_commands(void)
     qmp_register_command_args("cont", qmp_cont, 0, "");
     qmp_register_command_args("system_reset", qmp_system_reset, 0, "");
     qmp_register_command_args("quit", qmp_quit, 0, "");
+    qmp_register_command_args("query-name", qmp_query_name, 0, "");
     qmp_register_command_args("query-machines", qmp_query_machines, 0, "compat-props:b?");
 }
