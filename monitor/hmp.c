@@ -164,19 +164,7 @@ char *hmp_run_line(const char *line)
     if (!word[0]) {
         return g_strdup("");
     }
-    if (strcmp(word, "info") == 0) {
-        const char *sub_rest;
-        g_autofree char *sub = hmp_split_word(rest, &sub_rest);
-        g_autofree char *shown = g_strdup_printf("info %s", sub);
-
-        if (!sub[0]) {
-            hmp_list(out, hmp_infos, "info ");
-        } else if (!(cmd = hmp_find(hmp_infos, sub))) {
-            g_string_append_printf(out, "unknown command: 'info %s'\n", sub);
-        } else {
-            hmp_run_command(cmd, shown, sub_rest, out);
-        }
-    } else if (!(cmd = hmp_find(hmp_commands, word))) {
+    if (!(cmd = hmp_find(hmp_commands, word))) {
         g_string_append_printf(out, "unknown command: '%s'\n", word);
     } else {
         hmp_run_command(cmd, word, rest, out);
@@ -201,10 +189,21 @@ static bool hmp_cmd_help(const char *args, GString *out, GError **errp)
     return true;
 }
 
-/* Placeholder entry so "info" shows up in help; hmp_run_line handles it. */
+/* info [SUBCOMMAND]: run an entry of the info table, or list them. */
 static bool hmp_cmd_info(const char *args, GString *out, GError **errp)
 {
-    hmp_list(out, hmp_infos, "info ");
+    const char *sub_rest;
+    g_autofree char *sub = hmp_split_word(args, &sub_rest);
+    g_autofree char *shown = g_strdup_printf("info %s", sub);
+    HmpCommand *cmd;
+
+    if (!sub[0]) {
+        hmp_list(out, hmp_infos, "info ");
+    } else if (!(cmd = hmp_find(hmp_infos, sub))) {
+        g_string_append_printf(out, "unknown command: 'info %s'\n", sub);
+    } else {
+        hmp_run_command(cmd, shown, sub_rest, out);
+    }
     return true;
 }
 

@@ -553,6 +553,48 @@ static void test_events_reach_negotiated_sessions_only(void)
     test_client_free(fresh);
 }
 
+static gpointer send_events_thread(gpointer data)
+{
+    for (int i = 0; i < 500; i++) {
+        JsonObject *d = json_object_new();
+
+        json_object_set_int_member(d, "n", i);
+        qmp_send_event("THREAD_EVENT", d);
+    }
+    return NULL;
+}
+
+/* Events from another thread never interleave with replies mid-line. */
+static void test_events_from_another_thread(void)
+{
+    TestClient *c = ready_client();
+    GThread *t = g_thread_new("events", send_events_thread, NULL);
+    guint events = 0, replies = 0;
+
+    for (int i = 0; i < 500; i++) {
+        send_str(c, "{\"execute\": \"query-version\"}");
+    }
+    g_thread_join(t);
+    while (pending_lines(c)) {
+        g_autoptr(JsonNode) r = take_reply(c);
+        JsonObject *obj = json_node_get_object(r);
+
+        if (json_object_has_member(obj, "event")) {
+            g_assert_cmpint(json_object_get_int_member(
+                                json_object_get_object_member(obj, "data"), "n"),
+                            ==, events);
+            events++;
+        } else {
+            g_assert_true(json_object_has_member(obj, "return"));
+            replies++;
+        }
+    }
+    g_assert_cmpuint(events, ==, 500);
+    g_assert_cmpuint(replies, ==, 500);
+    g_assert_cmpuint(c->out->len, ==, 0);
+    test_client_free(c);
+}
+
 static void test_pretty_output(void)
 {
     TestClient *c = test_client_new(true);
@@ -706,6 +748,8 @@ int main(int argc, char **argv)
                     test_random_input_never_breaks_session);
     g_test_add_func("/qmp/events/reach-negotiated-sessions-only",
                     test_events_reach_negotiated_sessions_only);
+    g_test_add_func("/qmp/events/from-another-thread-keep-lines-whole",
+                    test_events_from_another_thread);
     g_test_add_func("/qmp/output/pretty-is-indented", test_pretty_output);
     g_test_add_func("/qmp/output/non-ascii-is-escaped", test_output_escapes_non_ascii);
     g_test_add_func("/qmp/commands/query-commands-lists-registered",
