@@ -102,8 +102,8 @@ static bool tpm_tis_isa_realize(DeviceState *dev, GError **errp)
     };
     address_space_add(current_machine->sysmem, &s->mmio);
     s->mapped = true;
-    vmstate_register(tpm_tis_vmstate.name, 0, &tpm_tis_vmstate, &s->state);
-    /* The frontend registers the backend's state too, so it is saved with it. */
+    /* The device registry registers tpm_tis_isa_vmstate with the device;
+     * the frontend registers the backend's state too, so it is saved with it. */
     if (be->klass->vmsd) {
         vmstate_register(be->klass->vmsd->name, 0, be->klass->vmsd, be);
     }
@@ -136,7 +136,6 @@ static void tpm_tis_isa_unrealize(DeviceState *dev)
     }
     tpm_backend_finish_sync(s->state.be);
     address_space_del(current_machine->sysmem, &s->mmio);
-    vmstate_unregister(&tpm_tis_vmstate, &s->state);
     if (s->state.be->klass->vmsd) {
         vmstate_unregister(s->state.be->klass->vmsd, s->state.be);
     }
@@ -146,6 +145,50 @@ static void tpm_tis_isa_unrealize(DeviceState *dev)
         tpm_tis_isa_instance = NULL;
     }
 }
+
+/* The registry passes the device; the register logic wants its state. */
+static void *isa_state(void *opaque)
+{
+    return &((TPMTISISA *)opaque)->state;
+}
+
+static bool tpm_tis_isa_pre_save(void *opaque, GError **errp)
+{
+    return tpm_tis_vmstate.pre_save(isa_state(opaque), errp);
+}
+
+static bool tpm_tis_isa_save(void *opaque, GByteArray *out, GError **errp)
+{
+    return tpm_tis_vmstate.save(isa_state(opaque), out, errp);
+}
+
+static bool tpm_tis_isa_check(void *opaque, const uint8_t *buf, size_t len,
+                              int version_id, GError **errp)
+{
+    return tpm_tis_vmstate.check(isa_state(opaque), buf, len, version_id, errp);
+}
+
+static bool tpm_tis_isa_load(void *opaque, const uint8_t *buf, size_t len, int version_id,
+                             GError **errp)
+{
+    return tpm_tis_vmstate.load(isa_state(opaque), buf, len, version_id, errp);
+}
+
+static bool tpm_tis_isa_post_load(void *opaque, int version_id, GError **errp)
+{
+    return tpm_tis_vmstate.post_load(isa_state(opaque), version_id, errp);
+}
+
+static const VMStateDescription tpm_tis_isa_vmstate = {
+    .name = "tpm-tis",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .pre_save = tpm_tis_isa_pre_save,
+    .save = tpm_tis_isa_save,
+    .check = tpm_tis_isa_check,
+    .load = tpm_tis_isa_load,
+    .post_load = tpm_tis_isa_post_load,
+};
 
 static const Property tpm_tis_isa_props[] = {
     {"tpmdev", PROP_STRING, offsetof(TPMTISISA, tpmdev), NULL,
@@ -162,6 +205,7 @@ static const DeviceClass tpm_tis_isa_class = {
     .realize = tpm_tis_isa_realize,
     .reset = tpm_tis_isa_reset,
     .unrealize = tpm_tis_isa_unrealize,
+    .vmsd = &tpm_tis_isa_vmstate,
     .user_creatable = true,
     .singleton = true,
 };

@@ -748,6 +748,11 @@ static void test_reset_restores_everything(const void *opaque)
 {
     TisHarness *h = tis_harness_new(NULL, NULL);
 
+    if (!h->reset) {
+        tis_harness_free(h);
+        g_test_skip("this harness cannot reset the machine");
+        return;
+    }
     /* Leave as much non-reset state behind as possible. */
     request(h, 1);
     wl(h, INT_ENABLE(1), 0x8000009f);
