@@ -95,6 +95,47 @@ static GBytes *q_last_command(TisHarness *h)
     return g_byte_array_free_to_bytes(out);
 }
 
+#ifdef TPM_TIS_QTEST_SNAPSHOTS
+/* Device state goes through savevm/loadvm into a qcow2 drive's vmstate area. */
+static bool q_hmp_ok(QHarness *q, const char *cmd)
+{
+    g_autofree char *out = qtest_hmp(q->qts, "%s", cmd);
+
+    if (out[0]) {
+        g_test_message("'%s' said: %s", cmd, out);
+        return false;
+    }
+    return true;
+}
+
+static bool q_save(TisHarness *h)
+{
+    return q_hmp_ok((QHarness *)h, "savevm tis-mid-transfer");
+}
+
+static bool q_load(TisHarness *h)
+{
+    return q_hmp_ok((QHarness *)h, "loadvm tis-mid-transfer");
+}
+
+/* A small qcow2 image for the snapshots, or NULL without qemu-img. */
+static char *q_make_disk(QHarness *q)
+{
+    g_autofree char *disk = g_build_filename(q->dir, "disk.qcow2", NULL);
+    g_autofree char *qemu_img = g_find_program_in_path("qemu-img");
+    const char *argv[] = {qemu_img, "create", "-q", "-f", "qcow2", disk, "1M", NULL};
+    int status = -1;
+
+    if (!qemu_img ||
+        !g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL, NULL,
+                      &status, NULL) ||
+        status != 0) {
+        return NULL;
+    }
+    return g_steal_pointer(&disk);
+}
+#endif
+
 static void q_reset(TisHarness *h)
 {
     QHarness *q = (QHarness *)h;
@@ -107,17 +148,26 @@ TisHarness *tis_harness_new(const char *backend_opts, const char *script)
 {
     QHarness *q = g_new0(QHarness, 1);
     g_autoptr(GError) err = NULL;
-    g_autofree char *args = NULL;
+    g_autofree char *args = NULL, *drive = NULL;
 
     q->dir = g_dir_make_tmp("tpm-tis-test-XXXXXX", &err);
     g_assert_no_error(err);
     q->script = g_build_filename(q->dir, "script", NULL);
     q->log = g_build_filename(q->dir, "log", NULL);
     g_assert_true(g_file_set_contents(q->script, script ? script : "", -1, NULL));
+#ifdef TPM_TIS_QTEST_SNAPSHOTS
+    if (!g_getenv("TPMVM_QTEST_NO_QMP")) {
+        g_autofree char *disk = q_make_disk(q);
+        if (disk) {
+            drive = g_strdup_printf("-m 16 -drive if=none,id=disk0,file=%s,format=qcow2",
+                                    disk);
+        }
+    }
+#endif
     args = g_strdup_printf("-machine pc -tpmdev test,id=tpm0,script=%s,log=%s%s%s "
-                           "-device tpm-tis,tpmdev=tpm0",
+                           "-device tpm-tis,tpmdev=tpm0 %s",
                            q->script, q->log, backend_opts ? "," : "",
-                           backend_opts ? backend_opts : "");
+                           backend_opts ? backend_opts : "", drive ? drive : "");
     q->qts = qtest_init(args);
     qtest_irq_intercept_in(q->qts, "ioapic");
     q->h = (TisHarness){
@@ -130,6 +180,12 @@ TisHarness *tis_harness_new(const char *backend_opts, const char *script)
         .reset = g_getenv("TPMVM_QTEST_NO_QMP") ? NULL : q_reset,
         .irq_num = TPM_TIS_IRQ_DEFAULT,
     };
+#ifdef TPM_TIS_QTEST_SNAPSHOTS
+    if (drive) {
+        q->h.save = q_save;
+        q->h.load = q_load;
+    }
+#endif
     return &q->h;
 }
 
@@ -138,6 +194,10 @@ void tis_harness_free(TisHarness *h)
     QHarness *q = (QHarness *)h;
 
     qtest_quit(q->qts);
+    {
+        g_autofree char *disk = g_build_filename(q->dir, "disk.qcow2", NULL);
+        g_unlink(disk);
+    }
     g_unlink(q->script);
     g_unlink(q->log);
     g_rmdir(q->dir);
