@@ -76,6 +76,9 @@ bool tpm_tis_reset(TPMTISState *s, GError **errp);
 uint64_t tpm_tis_mmio_read(void *opaque, uint64_t addr, unsigned size);
 void tpm_tis_mmio_write(void *opaque, uint64_t addr, uint64_t val, unsigned size);
 
+/* Drive the interrupt line from the INT_STATUS/INT_ENABLE bits (after a load). */
+void tpm_tis_update_irq(TPMTISState *s);
+
 /* "idle", "ready", "reception", "execution", "completion" (for messages). */
 const char *tpm_tis_state_name(TPMTISLocState st);
 
