@@ -295,6 +295,8 @@ void tpm_backend_destroy(TPMBackend *be)
     if (!be) {
         return;
     }
+    /* Going away: a long command need not run to its end. */
+    tpm_backend_cancel_cmd(be);
     tpm_backend_finish_sync(be);
     g_mutex_lock(&be->lock);
     be->worker_quit = true;
