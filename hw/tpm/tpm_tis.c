@@ -25,14 +25,6 @@
 
 #define TPM_TIS_VALID_LOCTY(l) ((l) < TPM_TIS_NUM_LOCALITIES)
 
-static const char *const tpm_tis_state_names[TPM_TIS_STATE__MAX] = {
-    [TPM_TIS_STATE_IDLE] = "idle",
-    [TPM_TIS_STATE_READY] = "ready",
-    [TPM_TIS_STATE_RECEPTION] = "reception",
-    [TPM_TIS_STATE_EXECUTION] = "execution",
-    [TPM_TIS_STATE_COMPLETION] = "completion",
-};
-
 /* Set STS flags, keeping selfTestDone and the family bits (TIS 1.3 §5.5.2.5). */
 static void tpm_tis_sts_set(TPMTISLocality *l, uint32_t flags)
 {
@@ -649,10 +641,4 @@ bool tpm_tis_reset(TPMTISState *s, GError **errp)
         irq_set_level(s->irq, 0);
     }
     return tpm_backend_startup_tpm(s->be, s->be_buffer_size, errp);
-}
-
-/* For debugging output: "idle", "ready", ... */
-const char *tpm_tis_state_name(TPMTISLocState st)
-{
-    return st < TPM_TIS_STATE__MAX ? tpm_tis_state_names[st] : "invalid";
 }

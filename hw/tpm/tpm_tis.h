@@ -79,9 +79,6 @@ void tpm_tis_mmio_write(void *opaque, uint64_t addr, uint64_t val, unsigned size
 /* Drive the interrupt line from the INT_STATUS/INT_ENABLE bits (after a load). */
 void tpm_tis_update_irq(TPMTISState *s);
 
-/* "idle", "ready", "reception", "execution", "completion" (for messages). */
-const char *tpm_tis_state_name(TPMTISLocState st);
-
 /* Region ops for the 0x5000 window: 1..4 byte, naturally aligned accesses. */
 extern const MemoryRegionOps tpm_tis_mmio_ops;
 /* Device state section "tpm-tis" (opaque = TPMTISState); layout in docs/tpm.md. */
