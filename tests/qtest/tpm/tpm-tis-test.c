@@ -12,6 +12,20 @@
 #include "libqtest.h"
 #include "tpm-tis-scenarios.h"
 
+/* Whether this tpmvm has a QMP monitor (system_reset, savevm need it). */
+static bool have_monitor;
+
+static bool probe_monitor(void)
+{
+    g_autofree char *err = NULL;
+
+    qtest_run(
+        "-machine none -accel qtest -chardev null,id=m0 -mon chardev=m0,mode=control "
+        "-device nosuch",
+        NULL, &err);
+    return !strstr(err, "is not built yet");
+}
+
 typedef struct QHarness {
     TisHarness h;
     QTestState *qts;
@@ -156,7 +170,7 @@ TisHarness *tis_harness_new(const char *backend_opts, const char *script)
     q->log = g_build_filename(q->dir, "log", NULL);
     g_assert_true(g_file_set_contents(q->script, script ? script : "", -1, NULL));
 #ifdef TPM_TIS_QTEST_SNAPSHOTS
-    if (!g_getenv("TPMVM_QTEST_NO_QMP")) {
+    if (have_monitor) {
         g_autofree char *disk = q_make_disk(q);
         if (disk) {
             drive = g_strdup_printf("-m 16 -drive if=none,id=disk0,file=%s,format=qcow2",
@@ -168,7 +182,7 @@ TisHarness *tis_harness_new(const char *backend_opts, const char *script)
                            "-device tpm-tis,tpmdev=tpm0 %s",
                            q->script, q->log, backend_opts ? "," : "",
                            backend_opts ? backend_opts : "", drive ? drive : "");
-    q->qts = qtest_init(args);
+    q->qts = have_monitor ? qtest_init(args) : qtest_init_without_qmp(args);
     qtest_irq_intercept_in(q->qts, "ioapic");
     q->h = (TisHarness){
         .read = q_read,
@@ -177,7 +191,7 @@ TisHarness *tis_harness_new(const char *backend_opts, const char *script)
         .idle = q_idle,
         .last_command = q_last_command,
         /* A machine reset is asked for over QMP. */
-        .reset = g_getenv("TPMVM_QTEST_NO_QMP") ? NULL : q_reset,
+        .reset = have_monitor ? q_reset : NULL,
         .irq_num = TPM_TIS_IRQ_DEFAULT,
     };
 #ifdef TPM_TIS_QTEST_SNAPSHOTS
@@ -263,8 +277,8 @@ static void test_help(void)
 
 static void test_irq_property(void)
 {
-    QTestState *qts = qtest_init("-machine pc -tpmdev test,id=tpm0 "
-                                 "-device tpm-tis,tpmdev=tpm0,irq=10");
+    QTestState *qts = qtest_init_without_qmp("-machine pc -tpmdev test,id=tpm0 "
+                                             "-device tpm-tis,tpmdev=tpm0,irq=10");
     uint64_t base = TPM_TIS_ADDR_BASE;
 
     qtest_irq_intercept_in(qts, "ioapic");
@@ -286,6 +300,7 @@ static void test_irq_property(void)
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
+    have_monitor = probe_monitor() && !g_getenv("TPMVM_QTEST_NO_QMP");
     tis_scenarios_add();
     g_test_add_func("/tpm-tis/device/one-tpm-per-vm", test_one_tpm_per_vm);
     g_test_add_func("/tpm-tis/device/property-errors-name-the-problem",
