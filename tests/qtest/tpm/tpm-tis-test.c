@@ -297,6 +297,42 @@ static void test_irq_property(void)
     qtest_quit(qts);
 }
 
+static void test_trace_points(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("tpm-tis-trace-XXXXXX", NULL);
+    g_autofree char *trace = g_build_filename(dir, "trace", NULL);
+    g_autofree char *args =
+        g_strdup_printf("-machine pc -trace file=%s -trace tpm_tis_* "
+                        "-tpmdev test,id=tpm0 -device tpm-tis,tpmdev=tpm0",
+                        trace);
+    QTestState *qts = qtest_init_without_qmp(args);
+    uint64_t base = TPM_TIS_ADDR_BASE;
+    static const uint8_t cmd[10] = {0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x01, 0x7e};
+    g_autofree char *text = NULL;
+
+    qtest_writeb(qts, base + TPM_TIS_REG_ACCESS, TPM_TIS_ACCESS_REQUEST_USE);
+    qtest_writeb(qts, base + TPM_TIS_REG_STS, TPM_TIS_STS_COMMAND_READY);
+    for (size_t i = 0; i < sizeof(cmd); i++) {
+        qtest_writeb(qts, base + TPM_TIS_REG_DATA_FIFO, cmd[i]);
+    }
+    qtest_writeb(qts, base + TPM_TIS_REG_STS, TPM_TIS_STS_TPM_GO);
+    while (!(qtest_readb(qts, base + TPM_TIS_REG_STS) & TPM_TIS_STS_DATA_AVAILABLE)) {
+        g_usleep(1000);
+    }
+    qtest_quit(qts);
+    g_assert_true(g_file_get_contents(trace, &text, NULL, NULL));
+    /* Every register access and the command's start and end are traced. */
+    g_assert_nonnull(
+        strstr(text, "tpm_tis_mmio_write locty=0 addr=0x000 size=1 val=0x2"));
+    g_assert_nonnull(
+        strstr(text, "tpm_tis_mmio_read locty=0 addr=0x018 size=1 val=0x90"));
+    g_assert_nonnull(strstr(text, "tpm_tis_locality_change from=-1 to=0"));
+    g_assert_nonnull(strstr(text, "tpm_tis_cmd_start locty=0 len=10 ordinal=0x17e"));
+    g_assert_nonnull(strstr(text, "tpm_tis_cmd_done locty=0 len=10 rc=0x0"));
+    g_unlink(trace);
+    g_rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -308,5 +344,7 @@ int main(int argc, char **argv)
     g_test_add_func("/tpm-tis/device/help-lists-types-and-properties", test_help);
     g_test_add_func("/tpm-tis/device/irq-property-routes-the-interrupt",
                     test_irq_property);
+    g_test_add_func("/tpm-tis/device/trace-shows-accesses-and-commands",
+                    test_trace_points);
     return g_test_run();
 }
