@@ -69,7 +69,7 @@ static void test_query_tpm_without_tpm(void)
     g_autofree char *info = hmp(qts, "info tpm");
 
     g_assert_cmpstr(tpm, ==, "[]");
-    g_assert_cmpstr(info, ==, "TPM device:\n");
+    g_assert_cmpstr(info, ==, "TPM device:\r\n");
     qtest_quit(qts);
 }
 
@@ -80,9 +80,9 @@ static void test_info_tpm(void)
     g_autofree char *info = hmp(qts, "info tpm");
 
     g_assert_cmpstr(info, ==,
-                    "TPM device:\n"
-                    " tpm0: model=tpm-tis\n"
-                    "  \\ tpm0: type=test,delay-ms=0,version=1.2\n");
+                    "TPM device:\r\n"
+                    " tpm0: model=tpm-tis\r\n"
+                    "  \\ tpm0: type=test,delay-ms=0,version=1.2\r\n");
     qtest_quit(qts);
 }
 
