@@ -28,20 +28,6 @@ static char *qmp_return(QTestState *qts, const char *cmd)
     return text;
 }
 
-/* HMP output, with the monitor's CRLF line ends turned into LF. */
-static char *hmp(QTestState *qts, const char *cmd)
-{
-    g_autofree char *out = qtest_hmp(qts, "%s", cmd);
-    GString *s = g_string_new(NULL);
-
-    for (const char *p = out; *p; p++) {
-        if (*p != '\r') {
-            g_string_append_c(s, *p);
-        }
-    }
-    return g_string_free(s, FALSE);
-}
-
 static void test_query_tpm(void)
 {
     QTestState *qts = qtest_init("-machine pc -tpmdev test,id=tpm0,delay-ms=3 "
@@ -66,7 +52,7 @@ static void test_query_tpm_without_tpm(void)
 {
     QTestState *qts = qtest_init("-machine pc");
     g_autofree char *tpm = qmp_return(qts, "{'execute': 'query-tpm'}");
-    g_autofree char *info = hmp(qts, "info tpm");
+    g_autofree char *info = qtest_hmp(qts, "info tpm");
 
     g_assert_cmpstr(tpm, ==, "[]");
     g_assert_cmpstr(info, ==, "TPM device:\r\n");
@@ -77,7 +63,7 @@ static void test_info_tpm(void)
 {
     QTestState *qts = qtest_init("-machine pc -tpmdev test,id=tpm0,version=1.2 "
                                  "-device tpm-tis,tpmdev=tpm0");
-    g_autofree char *info = hmp(qts, "info tpm");
+    g_autofree char *info = qtest_hmp(qts, "info tpm");
 
     g_assert_cmpstr(info, ==,
                     "TPM device:\r\n"
