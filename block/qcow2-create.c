@@ -353,6 +353,13 @@ bool qcow2_co_create(const char *filename, uint64_t size, KeyVal *opts, GError *
         LuksIO io;
         LuksBlock *luks;
 
+        if (len == 0) {
+            g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
+                        "Unsupported encryption options (cipher-alg, cipher-mode, "
+                        "ivgen-alg or hash-alg); use aes-256/aes-128, xts, plain64, "
+                        "sha256/sha1");
+            goto out;
+        }
         if (!secret_lookup(o.key_secret, &pw, &pw_len, errp)) {
             goto out;
         }

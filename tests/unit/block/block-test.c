@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include "block-test.h"
+#include "crypto/secret.h"
 
 static char *tmpdir;
 
@@ -188,4 +189,42 @@ void bt_assert_clean(BlockDriverState *bs)
     g_assert_cmpint(res.corruptions, ==, 0);
     g_assert_cmpint(res.leaks, ==, 0);
     g_assert_cmpint(res.check_errors, ==, 0);
+}
+
+void bt_secret(const char *id, const char *pass)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *name = g_strdup_printf("secret-%s", id);
+    g_autofree char *path = bt_path(name);
+    g_autofree char *opts = NULL;
+    g_autoptr(KeyVal) kv = NULL;
+
+    g_assert_true(g_file_set_contents(path, pass, -1, &err));
+    opts = g_strdup_printf("id=%s,file=%s", id, path);
+    kv = keyval_parse(opts, NULL, &err);
+    g_assert_no_error(err);
+    g_assert_true(secret_create(kv, &err));
+    g_assert_no_error(err);
+}
+
+void bt_create_luks(const char *path, uint64_t size, const char *secret_id,
+                    const char *extra)
+{
+    g_autofree char *opts = g_strdup_printf(
+        "encrypt.format=luks,encrypt.key-secret=%s,encrypt.iter-time=10%s%s", secret_id,
+        extra ? "," : "", extra ? extra : "");
+
+    bt_create("qcow2", path, size, opts);
+}
+
+BlockDriverState *bt_open_luks(const char *path, const char *secret_id, bool rw)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *opts = g_strdup_printf(
+        "driver=qcow2,file.filename=%s,encrypt.key-secret=%s", path, secret_id);
+    BlockDriverState *bs = bt_open_opts(opts, rw ? BDRV_O_RDWR : 0, &err);
+
+    g_assert_no_error(err);
+    g_assert_nonnull(bs);
+    return bs;
 }

@@ -44,6 +44,14 @@ const char *bt_img_tool(void);
 /* True if a program is on PATH. */
 bool bt_have(const char *prog);
 
+/* Define secret `id` holding `pass` (through a file, as users should). */
+void bt_secret(const char *id, const char *pass);
+/* Create a LUKS qcow2 (iter-time=10) with secret `id`; extra opts may be NULL. */
+void bt_create_luks(const char *path, uint64_t size, const char *secret_id,
+                    const char *extra);
+/* Open a LUKS qcow2 with a secret; fails the test on error. */
+BlockDriverState *bt_open_luks(const char *path, const char *secret_id, bool rw);
+
 /* Check an image with our checker: corruptions and leaks must be 0. */
 void bt_assert_clean(BlockDriverState *bs);
 
