@@ -667,9 +667,8 @@ bool qcow2_fix_copied_flags(Qcow2State *s, GError **errp)
     return true;
 }
 
-/* Count the increments of one L1 walk, to refuse an overflow before changing anything. */
-static bool snapshot_refcount_precheck(Qcow2State *s, const uint64_t *l1,
-                                       uint32_t l1_size, GError **errp)
+bool qcow2_snapshot_refcount_precheck(Qcow2State *s, const uint64_t *l1, uint32_t l1_size,
+                                      GError **errp)
 {
     g_autoptr(GHashTable) inc =
         g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
@@ -752,9 +751,6 @@ bool qcow2_update_snapshot_refcount(Qcow2State *s, const uint64_t *l1, uint32_t 
 {
     g_autofree uint8_t *l2 = g_malloc(s->cluster_size);
 
-    if (addend > 0 && !snapshot_refcount_precheck(s, l1, l1_size, errp)) {
-        return false;
-    }
     for (uint32_t i = 0; i < l1_size; i++) {
         uint64_t off = l1[i] & L1E_OFFSET_MASK;
         uint8_t *t;

@@ -326,7 +326,9 @@ bool qcow2_snapshot_create(BlockDriverState *bs, BlockSnapshotInfo *info, GError
                     QCOW2_MAX_SNAPSHOTS);
         return false;
     }
-    if (!snapshot_begin(s, errp)) {
+    if (!qcow2_flush_metadata(s, errp) ||
+        !qcow2_snapshot_refcount_precheck(s, s->l1_table, s->l1_size, errp) ||
+        !snapshot_begin(s, errp)) {
         return false;
     }
 
@@ -344,9 +346,10 @@ bool qcow2_snapshot_create(BlockDriverState *bs, BlockSnapshotInfo *info, GError
         }
         s->unsynced = true;
     }
-    /* 2: everything reachable is now shared: +1, and COPIED goes away. */
+    /* 2: everything reachable is now shared: +1, and COPIED goes away. A
+     * failure here (I/O) leaves the dirty bit for the next open to repair. */
     if (!qcow2_update_snapshot_refcount(s, s->l1_table, s->l1_size, 1, errp)) {
-        goto fail_copy;
+        return false;
     }
     if (!qcow2_fix_copied_flags(s, errp) || !qcow2_flush_metadata(s, errp)) {
         return false;
@@ -397,17 +400,9 @@ bool qcow2_snapshot_create(BlockDriverState *bs, BlockSnapshotInfo *info, GError
     return true;
 
 fail_copy:
-    if (copy_off) {
-        qcow2_free_later(s, copy_off, l1_bytes);
-    }
-    {
-        GError *err = NULL;
-        if (snapshot_end(s, &err)) {
-            /* Nothing was shared yet: the image is clean again. */
-        } else {
-            g_error_free(err);
-        }
-    }
+    /* Nothing is shared yet: give the copy back; the image is clean again. */
+    qcow2_free_later(s, copy_off, l1_bytes);
+    snapshot_end(s, NULL);
     return false;
 }
 
@@ -438,7 +433,9 @@ bool qcow2_snapshot_goto(BlockDriverState *bs, const char *id, GError **errp)
                                 sn->id_str);
         return false;
     }
-    if (!snapshot_begin(s, errp) || !qcow2_grow_l1(s, want, true, errp)) {
+    if (!qcow2_flush_metadata(s, errp) ||
+        !qcow2_snapshot_refcount_precheck(s, snap_l1, sn->l1_size, errp) ||
+        !snapshot_begin(s, errp) || !qcow2_grow_l1(s, want, true, errp)) {
         return false;
     }
     /* 1: the snapshot's clusters gain the active image as a user. */

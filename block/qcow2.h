@@ -297,7 +297,10 @@ int qcow2_guest_block_status(Qcow2State *s, uint64_t offset, uint64_t bytes,
                              uint64_t *pnum, GError **errp);
 /* Set COPIED on every active L1/L2 entry iff its cluster's refcount is 1. */
 bool qcow2_fix_copied_flags(Qcow2State *s, GError **errp);
-/* Add addend to every cluster reached from an L1 table (and clear COPIED). */
+/* Refuse (ERANGE) if a +1 walk of this L1 table would overflow a refcount. */
+bool qcow2_snapshot_refcount_precheck(Qcow2State *s, const uint64_t *l1, uint32_t l1_size,
+                                      GError **errp);
+/* Add addend to every cluster reached from an L1 table. */
 bool qcow2_update_snapshot_refcount(Qcow2State *s, const uint64_t *l1, uint32_t l1_size,
                                     int addend, GError **errp);
 bool qcow2_load_l2(Qcow2State *s, uint64_t l1_index, uint8_t **l2, GError **errp);

@@ -84,7 +84,7 @@ BlockDriverState *bt_open(const char *path, const char *fmt, bool rw)
     BlockDriverState *bs;
 
     keyval_set(kv, "driver", fmt);
-    bs = bdrv_open(path, kv, rw ? BDRV_O_RDWR : 0, &err);
+    bs = bdrv_open(path, kv, (rw ? BDRV_O_RDWR : 0) | BDRV_O_NO_FLUSH, &err);
     g_assert_no_error(err);
     g_assert_nonnull(bs);
     return bs;
@@ -222,7 +222,8 @@ BlockDriverState *bt_open_luks(const char *path, const char *secret_id, bool rw)
     g_autoptr(GError) err = NULL;
     g_autofree char *opts = g_strdup_printf(
         "driver=qcow2,file.filename=%s,encrypt.key-secret=%s", path, secret_id);
-    BlockDriverState *bs = bt_open_opts(opts, rw ? BDRV_O_RDWR : 0, &err);
+    BlockDriverState *bs =
+        bt_open_opts(opts, (rw ? BDRV_O_RDWR : 0) | BDRV_O_NO_FLUSH, &err);
 
     g_assert_no_error(err);
     g_assert_nonnull(bs);

@@ -24,7 +24,10 @@ void bt_cleanup(void);
 void bt_create(const char *fmt, const char *path, uint64_t size, const char *opts);
 /* Open an image by option string ("driver=qcow2,file.filename=..."). */
 BlockDriverState *bt_open_opts(const char *opts, int flags, GError **errp);
-/* Open a qcow2 or raw image read-write (or read-only); fails the test on error. */
+/*
+ * Open a qcow2 or raw image read-write (or read-only); fails the test on
+ * error. Tests that do not simulate crashes skip fdatasync (cache=unsafe).
+ */
 BlockDriverState *bt_open(const char *path, const char *fmt, bool rw);
 
 /* Deterministic pattern: byte at absolute offset `off` for `seed`. */
