@@ -229,3 +229,69 @@ BlockDriverState *bt_open_luks(const char *path, const char *secret_id, bool rw)
     g_assert_nonnull(bs);
     return bs;
 }
+
+void bt_patch(const char *path, uint64_t offset, const void *buf, size_t len)
+{
+    FILE *f = fopen(path, "r+b");
+
+    g_assert_nonnull(f);
+    g_assert_cmpint(fseeko(f, offset, SEEK_SET), ==, 0);
+    g_assert_cmpuint(fwrite(buf, 1, len, f), ==, len);
+    g_assert_cmpint(fclose(f), ==, 0);
+}
+
+void bt_patch_be16(const char *path, uint64_t offset, uint16_t v)
+{
+    uint16_t be = GUINT16_TO_BE(v);
+
+    bt_patch(path, offset, &be, 2);
+}
+
+void bt_patch_be32(const char *path, uint64_t offset, uint32_t v)
+{
+    uint32_t be = GUINT32_TO_BE(v);
+
+    bt_patch(path, offset, &be, 4);
+}
+
+void bt_patch_be64(const char *path, uint64_t offset, uint64_t v)
+{
+    uint64_t be = GUINT64_TO_BE(v);
+
+    bt_patch(path, offset, &be, 8);
+}
+
+static void bt_read(const char *path, uint64_t offset, void *buf, size_t len)
+{
+    FILE *f = fopen(path, "rb");
+
+    g_assert_nonnull(f);
+    g_assert_cmpint(fseeko(f, offset, SEEK_SET), ==, 0);
+    g_assert_cmpuint(fread(buf, 1, len, f), ==, len);
+    fclose(f);
+}
+
+uint64_t bt_read_be64(const char *path, uint64_t offset)
+{
+    uint64_t v;
+
+    bt_read(path, offset, &v, 8);
+    return GUINT64_FROM_BE(v);
+}
+
+uint32_t bt_read_be32(const char *path, uint64_t offset)
+{
+    uint32_t v;
+
+    bt_read(path, offset, &v, 4);
+    return GUINT32_FROM_BE(v);
+}
+
+void bt_copy_file(const char *from, const char *to)
+{
+    g_autofree char *data = NULL;
+    gsize len;
+
+    g_assert_true(g_file_get_contents(from, &data, &len, NULL));
+    g_assert_true(g_file_set_contents(to, data, len, NULL));
+}

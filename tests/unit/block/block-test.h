@@ -37,6 +37,15 @@ void bt_write_pattern(BlockDriverState *bs, uint64_t off, uint64_t len, uint32_t
 /* Assert that [off, off + len) reads back the pattern (seed) or zeros (seed 0). */
 void bt_check_pattern(BlockDriverState *bs, uint64_t off, uint64_t len, uint32_t seed);
 
+/* Overwrite bytes of a file (for hand-made corruption). */
+void bt_patch(const char *path, uint64_t offset, const void *buf, size_t len);
+void bt_patch_be16(const char *path, uint64_t offset, uint16_t v);
+void bt_patch_be32(const char *path, uint64_t offset, uint32_t v);
+void bt_patch_be64(const char *path, uint64_t offset, uint64_t v);
+uint64_t bt_read_be64(const char *path, uint64_t offset);
+uint32_t bt_read_be32(const char *path, uint64_t offset);
+void bt_copy_file(const char *from, const char *to);
+
 /* SHA-256 of a whole file, as hex (g_free). */
 char *bt_file_hash(const char *path);
 
