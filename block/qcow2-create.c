@@ -56,6 +56,17 @@ static uint64_t header_append_ext(uint8_t *buf, uint64_t off, uint64_t limit,
     return off + 8 + padded;
 }
 
+static uint64_t unknown_ext_bytes(const Qcow2State *s)
+{
+    uint64_t n = 0;
+
+    for (guint i = 0; s->unknown_exts && i < s->unknown_exts->len; i++) {
+        Qcow2UnknownExt *u = g_ptr_array_index(s->unknown_exts, i);
+        n += 8 + (((uint64_t)u->len + 7) & ~7ull);
+    }
+    return n;
+}
+
 /* Build the header with all extensions into buf (cluster_size bytes). */
 static bool header_build(Qcow2State *s, uint8_t *buf, uint64_t *used, GError **errp)
 {
@@ -87,7 +98,9 @@ static bool header_build(Qcow2State *s, uint8_t *buf, uint64_t *used, GError **e
         put_be64(fde + 8, s->crypto_header_length);
         off = header_append_ext(buf, off, limit, QCOW2_EXT_CRYPTO, fde, 16);
     }
-    if (s->version >= 3) {
+    /* The feature table is optional: left out when cluster 0 is too small (QEMU). */
+    if (s->version >= 3 &&
+        off + 8 + G_N_ELEMENTS(feature_table) * 48 + unknown_ext_bytes(s) + 8 <= limit) {
         uint8_t table[G_N_ELEMENTS(feature_table) * 48] = {0};
         for (size_t i = 0; i < G_N_ELEMENTS(feature_table); i++) {
             table[i * 48] = feature_table[i].type;
