@@ -27,7 +27,10 @@
 #include "hw/core/machine.h"
 #include "hw/core/vmstate.h"
 #include "hw/tpm/tpm_backend.h"
+#if __has_include("hw/tpm/tpm_builtin.h")
 #include "hw/tpm/tpm_builtin.h"
+#define SNAPSHOT_HAVE_BUILTIN_TPM 1
+#endif
 #include "system/clock.h"
 #include "system/runstate.h"
 #include "util/error.h"
@@ -352,6 +355,21 @@ static bool tpm_walk(bool (*fn)(TPMBackend *be, GError **errp), GError **errp)
     return w.ok;
 }
 
+/*
+ * The builtin backend keeps its NVRAM on a drive and needs to flush it,
+ * re-read it after a revert, and restart from it; other backends keep no
+ * state on a drive.
+ */
+#ifndef SNAPSHOT_HAVE_BUILTIN_TPM
+static bool tpm_builtin_is_builtin(TPMBackend *be)
+{
+    return false;
+}
+#define tpm_builtin_drain(be, errp) true
+#define tpm_builtin_reload_drive(be, errp) true
+#define tpm_builtin_power_cycle_from_drive(be, errp) true
+#endif
+
 /* No command in flight, and the NVRAM store on its drive is durable. */
 static bool tpm_drain_one(TPMBackend *be, GError **errp)
 {
@@ -378,7 +396,7 @@ static bool tpm_power_cycle_one(TPMBackend *be, GError **errp)
     if (tpm_builtin_is_builtin(be)) {
         return tpm_builtin_power_cycle_from_drive(be, errp);
     }
-    /* Other backends keep no state on a drive: a reset is their power cycle. */
+    /* A reset is the power cycle of a backend without a drive. */
     tpm_backend_reset(be);
     return true;
 }
@@ -1052,8 +1070,7 @@ bool snapshot_info(GString *out, GError **errp)
 
 /* ---- start-up ---- */
 
-/* Runs once the machine and its devices exist: RAM joins the vmstate, -loadvm runs. */
-static bool snapshot_startup(void *opaque, GError **errp)
+bool snapshot_startup_hook(void *opaque, GError **errp)
 {
     const char *tag = system_loadvm_tag();
 
@@ -1061,9 +1078,4 @@ static bool snapshot_startup(void *opaque, GError **errp)
         ram_vmstate_register(current_machine->ram, current_machine->ram_size);
     }
     return !tag || snapshot_load_at_startup(tag, errp);
-}
-
-static void __attribute__((constructor)) snapshot_register_startup(void)
-{
-    system_add_startup_hook(snapshot_startup, NULL);
 }

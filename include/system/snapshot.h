@@ -51,6 +51,12 @@ bool snapshot_delete(const char *tag, const char *const *devices, GError **errp)
  */
 bool snapshot_load_at_startup(const char *tag, GError **errp);
 
+/*
+ * Start-up hook (system_add_startup_hook, from vl.c): once the machine and
+ * its devices exist, guest RAM joins the vmstate and -loadvm TAG is loaded.
+ */
+bool snapshot_startup_hook(void *opaque, GError **errp);
+
 /* HMP "info snapshots" (QEMU's layout). */
 bool snapshot_info(GString *out, GError **errp);
 

@@ -31,8 +31,8 @@ static void check_with_qemu_img(SnapEnv *env, bool luks)
 
     g_assert_cmpint(snap_qemu_img(env, &list, "snapshot -l %s", opts), ==, 0);
     g_test_message("%s", list);
-    g_assert_nonnull(
-        strstr(list, "ID        TAG               VM SIZE                DATE     VM CLOCK"));
+    g_assert_nonnull(strstr(
+        list, "ID        TAG               VM SIZE                DATE     VM CLOCK"));
     for (unsigned n = KEEP_EVERY; n <= CYCLES; n += KEEP_EVERY) {
         g_autofree char *re = g_strdup_printf(
             "\\n[0-9]+ +c%u +[0-9.]+ KiB 20[0-9-]+ [0-9:]+ +[0-9:.]+ *\\n", n);

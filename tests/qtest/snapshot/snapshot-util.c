@@ -27,13 +27,32 @@
 
 /* ---- images and VMs ---- */
 
+/* The builtin (libtpms) backend is in this tpmvm (-tpmdev help lists it). */
+static bool have_builtin_tpm(void)
+{
+    static int have = -1;
+
+    if (have < 0) {
+        g_autofree char *out = NULL;
+        g_autofree char *err = NULL;
+        qtest_run("-tpmdev help", &out, &err);
+        have = out && strstr(out, "builtin") != NULL;
+    }
+    return have;
+}
+
 SnapEnv *snap_env_new(void)
 {
     SnapEnv *env;
     GError *err = NULL;
+    g_autofree char *qemu_img = g_find_program_in_path("qemu-img");
 
-    if (!g_find_program_in_path("qemu-img")) {
+    if (!qemu_img) {
         g_test_skip("qemu-img is not installed (package qemu-utils)");
+        return NULL;
+    }
+    if (!have_builtin_tpm()) {
+        g_test_skip("this tpmvm has no builtin TPM backend (-tpmdev help)");
         return NULL;
     }
     env = g_new0(SnapEnv, 1);
