@@ -348,7 +348,7 @@ static void test_qemu_compressed(void)
         data[i] = "tpmvm compressed cluster "[i % 25]; /* compressible */
     }
     memset(data + (3 << 20) + 12345, 0x42, 70000);
-    g_assert_true(g_file_set_contents(raw, (char *)data, 4 << 20, NULL));
+    bt_write_file(raw, (char *)data, 4 << 20);
     g_free(RUN(0, "qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", raw, path));
     bs = bt_open(path, "qcow2", false);
     g_assert_true(bdrv_pread(bs, 0, back, 4 << 20, &err));
