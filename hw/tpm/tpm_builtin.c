@@ -132,7 +132,6 @@ static TPMBackend *tpm_builtin_create(const char *id, KeyVal *opts, GError **err
     const char *drive = keyval_get(opts, "drive");
     const char *path = keyval_get(opts, "path");
     const char *secret = keyval_get(opts, "key-secret");
-    g_autofree char *user = g_strdup_printf("tpmdev '%s'", id);
     uint64_t max_blob[TPM_NVRAM_NBLOBS];
     TPMBuiltinStorage *storage = NULL;
     TPMVersion version;
@@ -155,7 +154,7 @@ static TPMBackend *tpm_builtin_create(const char *id, KeyVal *opts, GError **err
     if (drive || path) {
         tpm_builtin_lib_blob_limits(version, max_blob);
         storage = tpm_builtin_storage_open(drive, path, secret,
-                                           tpm_nvram_required_size(max_blob), user, errp);
+                                           tpm_nvram_required_size(max_blob), id, errp);
         if (!storage) {
             return NULL;
         }

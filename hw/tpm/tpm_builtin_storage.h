@@ -15,14 +15,15 @@
 typedef struct TPMBuiltinStorage TPMBuiltinStorage;
 
 /*
- * Open the medium: exactly one of drive_id / path. `need` is the size a
- * blank medium must have (a new image from path= is made that big, at
- * least 1 MiB); `user` names the claimant ("tpmdev 'tpm0'"). A read-only
- * drive is refused.
+ * Open the medium of backend `backend_id`: exactly one of drive_id / path.
+ * The drive is claimed for the backend; a read-only drive is refused. path=
+ * is opened as drive BACKEND-ID-nvram (so snapshots include it) and, when
+ * missing, created as a qcow2 of `need` bytes, at least 1 MiB, LUKS-
+ * encrypted with key_secret if given.
  */
 TPMBuiltinStorage *tpm_builtin_storage_open(const char *drive_id, const char *path,
                                             const char *key_secret, uint64_t need,
-                                            const char *user, GError **errp);
+                                            const char *backend_id, GError **errp);
 void tpm_builtin_storage_close(TPMBuiltinStorage *s);
 
 const TPMNvramOps *tpm_builtin_storage_ops(TPMBuiltinStorage *s);

@@ -7,7 +7,7 @@
 
 TPMBuiltinStorage *tpm_builtin_storage_open(const char *drive_id, const char *path,
                                             const char *key_secret, uint64_t need,
-                                            const char *user, GError **errp)
+                                            const char *backend_id, GError **errp)
 {
     g_set_error(
         errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
