@@ -30,6 +30,7 @@
 #define SLOT_MAGIC "TPMVSLOT"
 #define SLOT_HASHED_HEADER 32 /* header bytes covered by the slot hash */
 #define WRITE_GRANULE 512     /* writes are padded to whole sectors */
+#define SLOT_MAX_GENERATION (UINT64_C(1) << 63)
 
 typedef struct NvramSlotGeom {
     uint64_t offset[2];
@@ -373,7 +374,9 @@ static bool slot_read(TPMNvram *nv, TPMNvramBlob b, unsigned s, const NvramSlotG
     }
     out->gen = get_be64(hdr + 16);
     len = get_be64(hdr + 24);
-    if (out->gen == 0 || out->gen == UINT64_MAX) {
+    /* A real drive never gets near 2^63 writes; a larger value is hostile
+     * and would let the next generation wrap. */
+    if (out->gen == 0 || out->gen > SLOT_MAX_GENERATION) {
         out->why = "bad generation";
         return true;
     }
