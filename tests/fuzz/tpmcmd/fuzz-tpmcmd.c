@@ -3,8 +3,9 @@
  * (hw/tpm/tpm_builtin*.c), exactly as the TIS delivers them.
  *
  * Input: byte 0 & 7 = locality (5 to 7 are delivered too, to check that they
- * are refused), the rest = the command. The TPM (2.0; FUZZ_TPM_VERSION=1.2 for 1.2) keeps
- * its state in memory across inputs, like a guest sending command after command.
+ * are refused), the rest = the command. The TPM (2.0; FUZZ_TPM_VERSION=1.2
+ * for 1.2) keeps its state in memory across inputs, like a guest sending
+ * command after command.
  *
  * Properties: every command gets a response whose header size lies within
  * 10 and the buffer size; every 256 inputs, and at the end of the run, a
