@@ -295,6 +295,8 @@ void tpm_backend_destroy(TPMBackend *be)
     if (!be) {
         return;
     }
+    /* Going away: a long command need not run to its end. */
+    tpm_backend_cancel_cmd(be);
     tpm_backend_finish_sync(be);
     g_mutex_lock(&be->lock);
     be->worker_quit = true;
@@ -365,7 +367,8 @@ bool tpm_backend_deliver_request(TPMBackend *be, TPMBackendCmd *cmd,
     }
     /* The source is made here so that the worker only attaches it. */
     src = g_idle_source_new();
-    g_source_set_priority(src, G_PRIORITY_DEFAULT);
+    /* Like main_loop_call(): completions unblock the guest, so they go first. */
+    g_source_set_priority(src, G_PRIORITY_HIGH);
     g_source_set_callback(src, tpm_backend_completion_cb, be, NULL);
     g_source_set_static_name(src, "tpm-backend-completion");
     be->cmd = cmd;

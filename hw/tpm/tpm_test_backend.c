@@ -455,3 +455,15 @@ void tpm_test_backend_set_delay_ms(TPMBackend *be, unsigned delay_ms)
     g_cond_broadcast(&t->cond);
     g_mutex_unlock(&t->lock);
 }
+
+void tpm_test_backend_clear(TPMBackend *be)
+{
+    TPMTestBackend *t = TPM_TEST(be);
+
+    g_return_if_fail(is_test_backend(be));
+    g_mutex_lock(&t->lock);
+    g_queue_clear_full(&t->replies, (GDestroyNotify)g_bytes_unref);
+    g_ptr_array_set_size(t->commands, 0);
+    t->last_locty = -1;
+    g_mutex_unlock(&t->lock);
+}

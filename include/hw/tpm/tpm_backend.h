@@ -67,7 +67,9 @@ typedef struct TPMBackendClass {
     size_t (*get_buffer_size)(TPMBackend *be);
     /* Backend-specific part of query-tpm "options": key/value strings. */
     void (*get_options)(TPMBackend *be, GHashTable *kv);
-    /* Backend state for vmstate (libtpms blobs). NULL if stateless. */
+    /* Backend state for vmstate (libtpms blobs). NULL if stateless. The
+     * frontend that claims the backend registers it, with the backend as
+     * opaque; the backend does not register it itself. */
     const VMStateDescription *vmsd;
 } TPMBackendClass;
 

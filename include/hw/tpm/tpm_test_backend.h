@@ -32,6 +32,8 @@ unsigned tpm_test_backend_established_reset_count(TPMBackend *be);
 unsigned tpm_test_backend_startup_count(TPMBackend *be);
 /* The buffer size the frontend asked for at the last startup. */
 size_t tpm_test_backend_startup_buffer_size(TPMBackend *be);
+/* Drop queued replies and the record of received commands. */
+void tpm_test_backend_clear(TPMBackend *be);
 /* Change how long a command is held (milliseconds, 0 = answer at once). */
 void tpm_test_backend_set_delay_ms(TPMBackend *be, unsigned delay_ms);
 

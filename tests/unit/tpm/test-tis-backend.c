@@ -166,6 +166,21 @@ static void test_cancel_ends_delay(void)
     tpm_backend_destroy(be);
 }
 
+static void test_destroy_cancels_a_long_command(void)
+{
+    TPMBackend *be = create("test,id=t0,delay-ms=60000");
+    uint8_t buf[16] = {0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x01, 0x31};
+    TPMBackendCmd cmd = {.in = buf, .in_len = 10, .out = buf, .out_len = 16};
+    Completion c = {0};
+    gint64 start = g_get_monotonic_time();
+
+    g_assert_true(tpm_backend_deliver_request(be, &cmd, on_completed, &c, NULL));
+    tpm_backend_destroy(be);
+    /* The completion still ran, and shutdown did not wait a minute. */
+    g_assert_cmpuint(c.count, ==, 1);
+    g_assert_cmpint(g_get_monotonic_time() - start, <, 10 * G_TIME_SPAN_SECOND);
+}
+
 static void test_script_replies_in_order(void)
 {
     g_autofree char *dir = g_dir_make_tmp("tpm-backend-XXXXXX", NULL);
@@ -286,6 +301,8 @@ int main(int argc, char **argv)
                     test_finish_sync_completes_once);
     g_test_add_func("/tpm-backend/request/cancel-ends-a-delayed-command",
                     test_cancel_ends_delay);
+    g_test_add_func("/tpm-backend/request/destroy-cancels-a-long-command",
+                    test_destroy_cancels_a_long_command);
     g_test_add_func("/tpm-backend/test-backend/script-replies-in-order",
                     test_script_replies_in_order);
     g_test_add_func("/tpm-backend/test-backend/bad-script-line-is-named",
