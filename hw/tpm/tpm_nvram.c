@@ -699,6 +699,13 @@ static bool blob_commit(TPMNvram *nv, TPMNvramBlob b, const uint8_t *data, uint3
                     nv->geom[b].size - TPM_NVRAM_SLOT_HEADER_SIZE);
         return false;
     }
+    if (bs->gen >= SLOT_MAX_GENERATION) {
+        g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_CORRUPT,
+                    "%s: TPM state blob '%s' has generation %" G_GUINT64_FORMAT
+                    ", the last one allowed; the drive was tampered with",
+                    nv->name, blob_names[b], bs->gen);
+        return false;
+    }
     if (!nv->formatted && !nvram_format(nv, errp)) {
         return false;
     }

@@ -574,6 +574,42 @@ static void test_hostile_slot_length_is_corrupt(Fixture *f, gconstpointer data)
     store_close(&s);
 }
 
+static void test_generation_limit_refuses_store(Fixture *f, gconstpointer data)
+{
+    uint8_t v1[100], v2[100], hdr[64], *slot;
+    uint64_t newest;
+    Store s;
+    GError *err = NULL;
+    struct sha256_ctx c;
+
+    fill(v1, sizeof(v1), 22);
+    fill(v2, sizeof(v2), 32);
+    two_versions(f, v1, v2, sizeof(v1), &newest);
+    /* a well-sealed newest slot at the last generation allowed, 2^63 */
+    slot = g_malloc(64 + sizeof(v2));
+    file_read(f->path, newest, slot, 64 + sizeof(v2));
+    put_be64(slot + 16, UINT64_C(1) << 63);
+    sha256_init(&c);
+    sha256_update(&c, 32, slot);
+    sha256_update(&c, sizeof(v2), slot + 64);
+    sha256_digest(&c, 32, slot + 32);
+    memcpy(hdr, slot, sizeof(hdr));
+    file_write(f->path, newest, hdr, sizeof(hdr));
+    g_free(slot);
+    store_open_ok(&s, f->path);
+    assert_blob(s.nv, TPM_NVRAM_BLOB_PERMALL, v2, sizeof(v2));
+    g_assert_false(tpm_nvram_store(s.nv, TPM_NVRAM_BLOB_PERMALL, v1, sizeof(v1), &err));
+    g_assert_nonnull(strstr(err->message, "the last one allowed"));
+    g_clear_error(&err);
+    store_close(&s);
+    /* one past it is not a valid slot: the older copy wins */
+    put_be64(hdr + 16, (UINT64_C(1) << 63) + 1);
+    file_write(f->path, newest, hdr, sizeof(hdr));
+    store_open_ok(&s, f->path);
+    assert_blob(s.nv, TPM_NVRAM_BLOB_PERMALL, v1, sizeof(v1));
+    store_close(&s);
+}
+
 static void test_torn_superblock_on_blank_drive_is_blank(Fixture *f, gconstpointer data)
 {
     Store s;
@@ -745,6 +781,8 @@ int main(int argc, char **argv)
         test_hostile_superblocks_are_refused);
     ADD("/nvram/store/hostile-slot-length-is-corrupt",
         test_hostile_slot_length_is_corrupt);
+    ADD("/nvram/store/generation-limit-refuses-store",
+        test_generation_limit_refuses_store);
     ADD("/nvram/store/torn-superblock-on-blank-drive-is-blank",
         test_torn_superblock_on_blank_drive_is_blank);
     ADD("/nvram/store/corrupt-superblock-above-state-is-an-error",
