@@ -286,7 +286,7 @@ static void tpm_builtin_get_options(TPMBackend *be, GHashTable *kv)
     if (tb->storage) {
         tpm_builtin_storage_get_options(tb->storage, kv);
     } else if (!tpm_nvram_has_medium(tb->nv)) {
-        g_hash_table_insert(kv, g_strdup("state"), g_strdup("memory (lost at exit)"));
+        g_hash_table_insert(kv, g_strdup("state"), g_strdup("memory"));
     }
 }
 

@@ -11,6 +11,8 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
+#include <libtpms/tpm_tis.h>
+
 #include "hw/tpm/tpm_builtin_lib.h"
 #include "hw/tpm/tpm_nvram.h"
 #include "test-builtin-cmds.h"
@@ -252,6 +254,19 @@ static void test_tpm2_established_reset_needs_locality_3(Fixture *f, gconstpoint
     GError *err = NULL;
 
     tpm_start(f);
+    g_assert_cmphex(run(f, tpm2_cmd_startup(TPM2_SU_CLEAR)), ==, 0);
+    g_assert_false(tpm_builtin_lib_get_established());
+    /*
+     * A DRTM hash sequence (TIS 1.3 §5.8, locality 4) sets tpmEstablished.
+     * The TIS never issues one (it drops locality-4 writes), so the test
+     * calls libtpms directly after a command left locality 4 current.
+     */
+    g_assert_cmphex(run_at(f, 4, tpm2_cmd_get_random(4)), ==, 0);
+    g_assert_cmphex(TPM_IO_Hash_Start(), ==, 0);
+    g_assert_cmphex(TPM_IO_Hash_End(), ==, 0);
+    /* the cached flag follows after the next command */
+    g_assert_cmphex(run(f, tpm2_cmd_get_random(4)), ==, 0);
+    g_assert_true(tpm_builtin_lib_get_established());
     g_assert_false(tpm_builtin_lib_reset_established(0, &err));
     g_assert_nonnull(strstr(err->message, "locality 3 or 4"));
     g_clear_error(&err);
