@@ -14,9 +14,10 @@ static bool monitor_missing(void)
     g_autofree char *err = NULL;
 
     /* with -version nothing is built: use a chardev that cannot connect */
-    qtest_run("-machine none -accel qtest -chardev null,id=m0 -mon chardev=m0,mode=control "
-              "-device nosuch",
-              NULL, &err);
+    qtest_run(
+        "-machine none -accel qtest -chardev null,id=m0 -mon chardev=m0,mode=control "
+        "-device nosuch",
+        NULL, &err);
     return strstr(err, "is not built yet") != NULL;
 }
 
