@@ -40,10 +40,10 @@
  * libtpms 0.9 answers TPMLIB_GetTPMProperty(MAX_*_SPACE) only for TPM 1.2.
  * For TPM 2.0 the bounds follow from its NV_MEMORY_SIZE (128 KiB + 65 * 704
  * bytes in libtpms' profile) plus the marshalled persistent and orderly
- * data, and from VolatileSave's 16-bit length.
+ * data, and from VolatileSave's 16-bit length (at most 65535 bytes).
  */
 #define TPM2_MAX_PERMALL (256 * 1024 - 64)
-#define TPM2_MAX_VOLATILE (64 * 1024)
+#define TPM2_MAX_VOLATILE 65535
 #define TPM2_MAX_SAVESTATE (64 * 1024 - 64)
 
 /*
