@@ -125,9 +125,11 @@ uint32_t tpm_tis_run(QTestState *qts, GByteArray *cmd, uint8_t *rsp, size_t rsp_
 
 bool tpm_test_make_image(const char *path, const char *size, GError **errp)
 {
-    g_autofree char *qemu_img = g_find_program_in_path("qemu-img");
+    const char *build = g_getenv("TPMVM_BUILD_DIR");
+    g_autofree char *tool =
+        g_build_filename(build ? build : ".", "tools", "tpmvm-img", NULL);
     const char *argv[] = {
-        qemu_img,
+        tool,
         "create",
         "-q",
         "-f",
@@ -142,7 +144,8 @@ bool tpm_test_make_image(const char *path, const char *size, GError **errp)
     g_autofree char *err_out = NULL;
     int status = -1;
 
-    if (!qemu_img) {
+    if (!g_file_test(tool, G_FILE_TEST_IS_EXECUTABLE)) {
+        g_set_error(errp, G_FILE_ERROR, G_FILE_ERROR_NOENT, "%s is not built", tool);
         return false;
     }
     if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL,
@@ -150,7 +153,7 @@ bool tpm_test_make_image(const char *path, const char *size, GError **errp)
         return false;
     }
     if (!g_spawn_check_wait_status(status, errp)) {
-        g_prefix_error(errp, "qemu-img create: %s: ", err_out ? err_out : "");
+        g_prefix_error(errp, "tpmvm-img create: %s: ", err_out ? err_out : "");
         return false;
     }
     return true;

@@ -35,8 +35,9 @@ uint32_t tpm_tis_run(QTestState *qts, GByteArray *cmd, uint8_t *rsp, size_t rsp_
 #define TPM_TEST_SECRET "-object secret,id=sec0,data=" TPM_TEST_PASS
 
 /*
- * Make a LUKS-encrypted qcow2 of `size` (e.g. "1M") with qemu-img and a
- * fast PBKDF2. Returns false (the test should skip) if qemu-img is missing.
+ * Make a LUKS-encrypted qcow2 of `size` (e.g. "1M") with tpmvm-img and a
+ * fast PBKDF2 (iter-time=10; Debian's qemu-img cannot calibrate that low).
+ * Returns false with errp set if that fails.
  */
 bool tpm_test_make_image(const char *path, const char *size, GError **errp);
 
