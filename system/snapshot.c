@@ -27,10 +27,7 @@
 #include "hw/core/machine.h"
 #include "hw/core/vmstate.h"
 #include "hw/tpm/tpm_backend.h"
-#if __has_include("hw/tpm/tpm_builtin.h")
 #include "hw/tpm/tpm_builtin.h"
-#define SNAPSHOT_HAVE_BUILTIN_TPM 1
-#endif
 #include "system/clock.h"
 #include "system/runstate.h"
 #include "util/error.h"
@@ -355,21 +352,6 @@ static bool tpm_walk(bool (*fn)(TPMBackend *be, GError **errp), GError **errp)
     return w.ok;
 }
 
-/*
- * The builtin backend keeps its NVRAM on a drive and needs to flush it,
- * re-read it after a revert, and restart from it; other backends keep no
- * state on a drive.
- */
-#ifndef SNAPSHOT_HAVE_BUILTIN_TPM
-static bool tpm_builtin_is_builtin(TPMBackend *be)
-{
-    return false;
-}
-#define tpm_builtin_drain(be, errp) true
-#define tpm_builtin_reload_drive(be, errp) true
-#define tpm_builtin_power_cycle_from_drive(be, errp) true
-#endif
-
 /* No command in flight, and the NVRAM store on its drive is durable. */
 static bool tpm_drain_one(TPMBackend *be, GError **errp)
 {
@@ -396,8 +378,7 @@ static bool tpm_power_cycle_one(TPMBackend *be, GError **errp)
     if (tpm_builtin_is_builtin(be)) {
         return tpm_builtin_power_cycle_from_drive(be, errp);
     }
-    /* A reset is the power cycle of a backend without a drive. */
-    tpm_backend_reset(be);
+    /* Nothing of other backends is on a drive; the machine was just reset. */
     return true;
 }
 
