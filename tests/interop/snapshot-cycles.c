@@ -1,9 +1,9 @@
 /*
  * Interop: tpmvm's VM snapshots seen by QEMU's tools. After 100 cycles of
- * savevm / loadvm / delvm on one LUKS-encrypted TPM image, qemu-img check
- * finds no errors and no leaks, and qemu-img snapshot -l / info list exactly
- * the live snapshots with their VM state size (and a blank ICOUNT, as for a
- * savevm of QEMU's system emulator).
+ * savevm / loadvm / delvm on one TPM image (LUKS-encrypted, and plain),
+ * qemu-img check finds no errors and no leaks, and qemu-img snapshot -l /
+ * info list exactly the live snapshots with their VM state size (and a blank
+ * ICOUNT, as for a savevm of QEMU's system emulator); tpmvm-img agrees.
  */
 #include <string.h>
 
@@ -31,6 +31,13 @@ static void check_with_qemu_img(SnapEnv *env, bool luks)
 
     g_assert_cmpint(snap_qemu_img(env, &list, "snapshot -l %s", opts), ==, 0);
     g_test_message("%s", list);
+    /* tpmvm-img agrees with qemu-img, line for line */
+    {
+        g_autofree char *ours = NULL;
+        g_assert_cmpint(snap_tpmvm_img(env, &ours, "snapshot -l %s", opts), ==, 0);
+        g_assert_cmpstr(ours, ==, list);
+    }
+    snap_assert_image_clean(env, "tpm.qcow2", luks);
     g_assert_nonnull(strstr(
         list, "ID        TAG               VM SIZE                DATE     VM CLOCK"));
     for (unsigned n = KEEP_EVERY; n <= CYCLES; n += KEEP_EVERY) {

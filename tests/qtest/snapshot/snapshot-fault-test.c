@@ -89,11 +89,8 @@ static void assert_unchanged(Fixture *f)
 
 static void fixture_teardown(Fixture *f)
 {
-    g_autofree char *out = NULL;
-    g_autofree char *opts = snap_image_opts(f->env, "tpm.qcow2", false);
-
     snap_quit(f->qts);
-    g_assert_cmpint(snap_qemu_img(f->env, &out, "check %s", opts), ==, 0);
+    snap_assert_image_clean(f->env, "tpm.qcow2", false);
     g_free(f->image);
     snap_env_free(f->env);
 }

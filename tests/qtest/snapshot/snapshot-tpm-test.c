@@ -14,19 +14,6 @@
 static const uint8_t nv_a[NV_LEN] = "state-A";
 static const uint8_t nv_b[NV_LEN] = "state-B";
 
-/* qemu-img check of the TPM image is clean (exit 0, no leaks or errors). */
-static void assert_image_clean(SnapEnv *env, const char *name, bool luks)
-{
-    g_autofree char *opts = snap_image_opts(env, name, luks);
-    g_autofree char *out = NULL;
-    int rc = snap_qemu_img(env, &out, "check %s", opts);
-
-    if (rc != 0) {
-        g_error("qemu-img check %s: rc %d: %s", name, rc, out);
-    }
-    g_assert_nonnull(strstr(out, "No errors were found"));
-}
-
 static QTestState *start_vm(SnapEnv *env, bool luks, const char *version,
                             const char *extra)
 {
@@ -86,7 +73,7 @@ static void test_loadvm_restores_pcr_and_nv(void)
     info = qtest_hmp(qts, "info snapshots");
     g_assert_nonnull(strstr(info, "There is no snapshot available."));
     snap_quit(qts);
-    assert_image_clean(env, "tpm.qcow2", true);
+    snap_assert_image_clean(env, "tpm.qcow2", true);
     snap_env_free(env);
 }
 
@@ -118,7 +105,7 @@ static void test_loadvm_at_startup(void)
     assert_state(qts, pcr_a, nv_a);
     snap_hmp_ok(qts, "delvm A");
     snap_quit(qts);
-    assert_image_clean(env, "tpm.qcow2", true);
+    snap_assert_image_clean(env, "tpm.qcow2", true);
     snap_env_free(env);
 }
 
@@ -150,7 +137,7 @@ static void test_snapshot_before_startup(void)
     pcr = tpm2_pcr_read(qts, 16);
     g_assert_cmpmem(pcr, 32, zero, 32);
     snap_quit(qts);
-    assert_image_clean(env, "tpm.qcow2", true);
+    snap_assert_image_clean(env, "tpm.qcow2", true);
     snap_env_free(env);
 }
 
@@ -192,7 +179,7 @@ static void test_in_flight_command_is_drained(void)
     again = tis_read_response(qts);
     g_assert_true(g_bytes_equal(first, again));
     snap_quit(qts);
-    assert_image_clean(env, "tpm.qcow2", true);
+    snap_assert_image_clean(env, "tpm.qcow2", true);
     snap_env_free(env);
 }
 
@@ -237,7 +224,7 @@ static void test_mid_fifo_transfer(void)
     pcr2 = tpm2_pcr_read(qts, 16);
     g_assert_cmpmem(pcr1, 32, pcr2, 32);
     snap_quit(qts);
-    assert_image_clean(env, "tpm.qcow2", true);
+    snap_assert_image_clean(env, "tpm.qcow2", true);
     snap_env_free(env);
 }
 
@@ -267,11 +254,12 @@ static void test_tpm12_loadvm_restores_pcr(void)
     g_assert_cmpmem(pcr, 20, pcr_a, 20);
     snap_hmp_ok(qts, "delvm A");
     snap_quit(qts);
-    assert_image_clean(env, "tpm.qcow2", true);
+    snap_assert_image_clean(env, "tpm.qcow2", true);
     snap_env_free(env);
 }
 
-static void test_disk_only_snapshot_is_power_cycle(void)
+/* A snapshot made offline by `tool` (tpmvm-img or qemu-img) snapshot -c. */
+static void check_disk_only_snapshot_is_power_cycle(bool with_tpmvm_img)
 {
     SnapEnv *env = snap_env_new();
     QTestState *qts;
@@ -294,7 +282,11 @@ static void test_disk_only_snapshot_is_power_cycle(void)
     setup_state_a(qts);
     snap_quit(qts);
 
-    g_assert_cmpint(snap_qemu_img(env, &out, "snapshot %s -c offline", opts), ==, 0);
+    if (with_tpmvm_img) {
+        g_assert_cmpint(snap_tpmvm_img(env, &out, "snapshot %s -c offline", opts), ==, 0);
+    } else {
+        g_assert_cmpint(snap_qemu_img(env, &out, "snapshot %s -c offline", opts), ==, 0);
+    }
 
     qts = start_vm(env, true, NULL, NULL);
     tis_claim(qts);
@@ -320,8 +312,18 @@ static void test_disk_only_snapshot_is_power_cycle(void)
     nv = tpm2_nv_read(qts, NV_LEN);
     g_assert_cmpmem(nv, NV_LEN, nv_a, NV_LEN);
     snap_quit(qts);
-    assert_image_clean(env, "tpm.qcow2", true);
+    snap_assert_image_clean(env, "tpm.qcow2", true);
     snap_env_free(env);
+}
+
+static void test_disk_only_tpmvm_img(void)
+{
+    check_disk_only_snapshot_is_power_cycle(true);
+}
+
+static void test_disk_only_qemu_img(void)
+{
+    check_disk_only_snapshot_is_power_cycle(false);
 }
 
 int main(int argc, char **argv)
@@ -339,7 +341,11 @@ int main(int argc, char **argv)
                     test_mid_fifo_transfer);
     g_test_add_func("/snapshot/tpm12/loadvm-restores-pcr",
                     test_tpm12_loadvm_restores_pcr);
-    g_test_add_func("/snapshot/tpm2/disk-only-snapshot-at-startup-is-a-power-cycle",
-                    test_disk_only_snapshot_is_power_cycle);
+    g_test_add_func(
+        "/snapshot/tpm2/disk-only-snapshot-by-tpmvm-img-at-startup-is-a-power-cycle",
+        test_disk_only_tpmvm_img);
+    g_test_add_func(
+        "/snapshot/tpm2/disk-only-snapshot-by-qemu-img-at-startup-is-a-power-cycle",
+        test_disk_only_qemu_img);
     return g_test_run();
 }

@@ -100,26 +100,20 @@ char *snap_env_path(SnapEnv *env, const char *name)
     return g_build_filename(env->dir, name, NULL);
 }
 
-int snap_qemu_img(SnapEnv *env, char **out, const char *fmt, ...)
+/* Run `tool` SUBCOMMAND --object secret... REST; exit status, output in *out. */
+static int run_img_tool(SnapEnv *env, const char *tool, char **out, const char *args)
 {
-    va_list ap;
-    g_autofree char *args = NULL;
     g_autofree char *line = NULL;
     g_autofree char *so = NULL, *se = NULL;
     g_auto(GStrv) argv = NULL;
+    g_auto(GStrv) words = NULL;
     GError *err = NULL;
     int status;
 
-    va_start(ap, fmt);
-    args = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
     /* the secret object goes after the subcommand, as qemu-img wants it */
-    {
-        g_auto(GStrv) words = NULL;
-        g_assert_true(g_shell_parse_argv(args, NULL, &words, &err));
-        line = g_strdup_printf("qemu-img %s --object secret,id=sec0,file=%s %s", words[0],
-                               env->pass_file, args + strlen(words[0]));
-    }
+    g_assert_true(g_shell_parse_argv(args, NULL, &words, &err));
+    line = g_strdup_printf("%s %s --object secret,id=sec0,file=%s %s", tool, words[0],
+                           env->pass_file, args + strlen(words[0]));
     g_assert_true(g_shell_parse_argv(line, NULL, &argv, &err));
     g_assert_true(g_spawn_sync(NULL, argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &so,
                                &se, &status, &err));
@@ -128,6 +122,49 @@ int snap_qemu_img(SnapEnv *env, char **out, const char *fmt, ...)
         *out = g_strconcat(so, se, NULL);
     }
     return g_spawn_check_wait_status(status, NULL) ? 0 : WEXITSTATUS(status);
+}
+
+int snap_qemu_img(SnapEnv *env, char **out, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *args = NULL;
+
+    va_start(ap, fmt);
+    args = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    return run_img_tool(env, "qemu-img", out, args);
+}
+
+int snap_tpmvm_img(SnapEnv *env, char **out, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *args = NULL;
+    g_autofree char *tool = NULL;
+    const char *build = g_getenv("TPMVM_BUILD_DIR");
+
+    g_assert_nonnull(build);
+    tool = g_build_filename(build, "tools", "tpmvm-img", NULL);
+    va_start(ap, fmt);
+    args = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    return run_img_tool(env, tool, out, args);
+}
+
+void snap_assert_image_clean(SnapEnv *env, const char *name, bool luks)
+{
+    g_autofree char *opts = snap_image_opts(env, name, luks);
+    g_autofree char *q = NULL;
+    g_autofree char *t = NULL;
+    int rc;
+
+    rc = snap_qemu_img(env, &q, "check %s", opts);
+    if (rc != 0 || !strstr(q, "No errors were found")) {
+        g_error("qemu-img check %s: rc %d: %s", name, rc, q);
+    }
+    rc = snap_tpmvm_img(env, &t, "check %s", opts);
+    if (rc != 0 || !strstr(t, "No errors were found")) {
+        g_error("tpmvm-img check %s: rc %d: %s", name, rc, t);
+    }
 }
 
 char *snap_image_opts(SnapEnv *env, const char *name, bool luks)

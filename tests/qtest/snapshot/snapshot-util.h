@@ -34,6 +34,10 @@ char *snap_tpm_args(SnapEnv *env, const char *name, bool luks, const char *versi
 
 /* Run qemu-img with the secret object; returns its exit status, output in *out. */
 int snap_qemu_img(SnapEnv *env, char **out, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+/* The same with $TPMVM_BUILD_DIR/tools/tpmvm-img. */
+int snap_tpmvm_img(SnapEnv *env, char **out, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+/* qemu-img check and tpmvm-img check of image `name` find no errors or leaks. */
+void snap_assert_image_clean(SnapEnv *env, const char *name, bool luks);
 /* "--image-opts driver=qcow2,file.filename=...[,encrypt.key-secret=sec0]" */
 char *snap_image_opts(SnapEnv *env, const char *name, bool luks);
 
