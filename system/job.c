@@ -11,7 +11,6 @@
 #include <stdio.h>
 
 #include "monitor/monitor.h"
-#include "system/main-loop.h"
 #include "util/error.h"
 #include "util/trace.h"
 
@@ -202,11 +201,4 @@ bool job_dismiss(const char *id, GError **errp)
     g_ptr_array_remove(jobs, job);
     job_free(job);
     return true;
-}
-
-void job_wait_concluded(Job *job)
-{
-    while (job->status != JOB_STATUS_CONCLUDED) {
-        main_loop_iterate(true);
-    }
 }

@@ -66,7 +66,4 @@ const char *job_status_name(JobStatus status);
  * that has not concluded yet. */
 bool job_dismiss(const char *id, GError **errp);
 
-/* Run the main loop until `job` concludes (tests, synchronous callers). */
-void job_wait_concluded(Job *job);
-
 #endif
