@@ -400,13 +400,14 @@ static void snap_fill_info(BlockSnapshotInfo *sn, const char *tag, uint64_t vm_s
 {
     int64_t now = g_get_real_time();
     int64_t len = bdrv_getlength(bs);
+    int64_t clock = vclock_get_ns();
 
     memset(sn, 0, sizeof(*sn));
     sn->name = g_strdup(tag);
     sn->vm_state_size = vm_state_size;
     sn->date_sec = (uint32_t)(now / G_USEC_PER_SEC);
     sn->date_nsec = (uint32_t)(now % G_USEC_PER_SEC) * 1000;
-    sn->vm_clock_nsec = (uint64_t)MAX(vclock_get_ns(), 0);
+    sn->vm_clock_nsec = (uint64_t)MAX(clock, 0);
     sn->icount = -1;
     sn->disk_size = len > 0 ? (uint64_t)len : 0;
 }
@@ -988,7 +989,8 @@ bool snapshot_info(GString *out, GError **errp)
     counts = g_new0(int, ndrives);
     for (guint i = 0; i < ndrives; i++) {
         SnapDrive *d = g_ptr_array_index(set->drives, i);
-        counts[i] = MAX(bdrv_snapshot_list(d->bs, &lists[i]), 0);
+        int n = bdrv_snapshot_list(d->bs, &lists[i]); /* MAX() would call it twice */
+        counts[i] = MAX(n, 0);
         total += counts[i];
     }
     if (total == 0) {
