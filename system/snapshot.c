@@ -522,6 +522,7 @@ static bool snap_save_stopped(SnapSet *set, const char *tag, GError **errp)
     if (!tpm_walk(tpm_drain_one, errp) || !snap_flush_drives(set, errp)) {
         return false;
     }
+    trace_event("snapshot_save_drained", "tag=%s", tag);
     g_byte_array_set_size(stream, SNAPSHOT_HDR_SIZE);
     if (!vmstate_save_all(stream, errp)) {
         return false;
@@ -545,6 +546,8 @@ static bool snap_save_stopped(SnapSet *set, const char *tag, GError **errp)
             snap_delete_created(set, tag);
             return false;
         }
+        trace_event("snapshot_save_created", "tag=%s drive=%s id=%s", tag,
+                    bdrv_get_id(d->bs), sn.id_str);
         d->new_id = g_steal_pointer(&sn.id_str);
         block_snapshot_info_clear(&sn);
     }
@@ -594,6 +597,7 @@ bool snapshot_save(const char *tag, const char *vmstate, const char *const *devi
     if (!snap_stop(&run, RUN_STATE_SAVE_VM, errp)) {
         return false;
     }
+    trace_event("snapshot_save_start", "tag=%s drives=%u", tag, set->drives->len);
     ok = snap_save_stopped(set, tag, errp);
     if (ok) {
         /* Committed: the old snapshots with this tag go now. */
@@ -610,6 +614,7 @@ bool snapshot_save(const char *tag, const char *vmstate, const char *const *devi
         }
     }
     snap_resume(&run, false);
+    trace_event("snapshot_save_done", "tag=%s ok=%d", tag, ok);
     return ok;
 }
 
@@ -639,6 +644,8 @@ static bool snap_create_undo(SnapSet *set, GError **errp)
             g_prefix_error(errp, "Cannot create the undo snapshot on %s: ", desc);
             return false;
         }
+        trace_event("snapshot_undo_created", "drive=%s id=%s", bdrv_get_id(d->bs),
+                    sn.id_str);
         d->undo_id = g_steal_pointer(&sn.id_str);
         block_snapshot_info_clear(&sn);
     }
@@ -738,6 +745,7 @@ static bool snap_load_stopped(SnapSet *set, const char *tag, bool disk_only,
             return false;
         }
         d->reverted = true;
+        trace_event("snapshot_load_reverted", "tag=%s drive=%s", tag, bdrv_get_id(d->bs));
     }
     if (!tpm_walk(tpm_reload_one, errp)) {
         return false;
@@ -756,6 +764,8 @@ static bool snap_load_stopped(SnapSet *set, const char *tag, bool disk_only,
     if (!snap_header_check(buf, set->vmstate->vm_state_size, what, errp)) {
         return false;
     }
+    trace_event("snapshot_load_read", "tag=%s bytes=%" G_GUINT64_FORMAT, tag,
+                set->vmstate->vm_state_size);
     if (!vmstate_load_all(buf + SNAPSHOT_HDR_SIZE,
                           set->vmstate->vm_state_size - SNAPSHOT_HDR_SIZE, errp)) {
         g_prefix_error(errp, "%s cannot be loaded: ", what);
@@ -817,6 +827,8 @@ static bool snap_load(const char *tag, const char *vmstate, const char *const *d
     if (!snap_stop(&run, RUN_STATE_RESTORE_VM, errp)) {
         return false;
     }
+    trace_event("snapshot_load_start", "tag=%s drives=%u disk_only=%d", tag,
+                set->drives->len, disk_only);
     if (!tpm_walk(tpm_drain_one, &err) || !snap_flush_drives(set, &err) ||
         !snap_create_undo(set, &err)) {
         snap_delete_undo(set);
@@ -835,6 +847,7 @@ static bool snap_load(const char *tag, const char *vmstate, const char *const *d
         ram_vmstate_set_skip(true);
         ok = vmstate_save_all(backup, &err);
         ram_vmstate_set_skip(false);
+        trace_event("snapshot_load_backup", "bytes=%u", backup->len);
         if (!ok) {
             g_prefix_error(&err, "Cannot keep the current VM state aside: ");
             snap_delete_undo(set);
@@ -844,10 +857,14 @@ static bool snap_load(const char *tag, const char *vmstate, const char *const *d
         }
     }
     if (snap_load_stopped(set, tag, disk_only, &applying, &err)) {
+        trace_event("snapshot_load_applied", "tag=%s", tag);
         snap_delete_undo(set);
         snap_resume(&run, true);
+        trace_event("snapshot_load_done", "tag=%s", tag);
         return true;
     }
+    trace_event("snapshot_load_rollback", "tag=%s applying=%d: %s", tag, applying,
+                err->message);
     if (snap_rollback(set, &rb_err) &&
         (!applying || !backup || vmstate_load_all(backup->data, backup->len, &rb_err))) {
         snap_delete_undo(set);
