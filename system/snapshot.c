@@ -3,7 +3,7 @@
  * VM's qcow2 drives. See include/system/snapshot.h and docs/snapshots.md.
  *
  * Save: stop the vCPUs, drain the TPM (no command in flight, NVRAM flushed to
- * its drive), flush every drive, stream every vmstate section into the
+ * its drive), stream every vmstate section into the
  * vmstate area of one drive, then create snapshot TAG on every drive - all
  * or none: a failure deletes the ones already made. Resume if it ran.
  *
@@ -382,17 +382,6 @@ static bool tpm_power_cycle_one(TPMBackend *be, GError **errp)
     return true;
 }
 
-static bool snap_flush_drives(SnapSet *set, GError **errp)
-{
-    for (guint i = 0; i < set->drives->len; i++) {
-        SnapDrive *d = g_ptr_array_index(set->drives, i);
-        if (!bdrv_flush(d->bs, errp)) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* ---- save ---- */
 
 static void snap_fill_info(BlockSnapshotInfo *sn, const char *tag, uint64_t vm_state_size,
@@ -519,7 +508,8 @@ static bool snap_save_stopped(SnapSet *set, const char *tag, GError **errp)
 {
     g_autoptr(GByteArray) stream = g_byte_array_new();
 
-    if (!tpm_walk(tpm_drain_one, errp) || !snap_flush_drives(set, errp)) {
+    /* bdrv_snapshot_create flushes each drive's caches before it copies the L1. */
+    if (!tpm_walk(tpm_drain_one, errp)) {
         return false;
     }
     trace_event("snapshot_save_drained", "tag=%s", tag);
@@ -829,8 +819,7 @@ static bool snap_load(const char *tag, const char *vmstate, const char *const *d
     }
     trace_event("snapshot_load_start", "tag=%s drives=%u disk_only=%d", tag,
                 set->drives->len, disk_only);
-    if (!tpm_walk(tpm_drain_one, &err) || !snap_flush_drives(set, &err) ||
-        !snap_create_undo(set, &err)) {
+    if (!tpm_walk(tpm_drain_one, &err) || !snap_create_undo(set, &err)) {
         snap_delete_undo(set);
         snap_resume(&run, false);
         g_propagate_error(errp, err);
