@@ -675,8 +675,9 @@ static bool slot_write(TPMNvram *nv, TPMNvramBlob b, unsigned s, uint64_t gen,
     memset(hdr + TPM_NVRAM_SLOT_HEADER_SIZE + len, 0,
            total - TPM_NVRAM_SLOT_HEADER_SIZE - len);
     trace_event("tpm_nvram_slot_write",
-                "blob=%s slot=%u gen=%" G_GUINT64_FORMAT " len=%u", blob_names[b], s, gen,
-                len);
+                "blob=%s slot=%u gen=%" G_GUINT64_FORMAT
+                " len=%u bytes=%" G_GUINT64_FORMAT,
+                blob_names[b], s, gen, len, total);
     return medium_write(nv, nv->geom[b].offset[s], hdr, total, errp) &&
            medium_flush(nv, errp);
 }
