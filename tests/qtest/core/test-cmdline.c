@@ -190,7 +190,7 @@ static void test_version_and_help(void)
     g_assert_nonnull(strstr(out, "secret"));
 }
 
-/* -object, -tpmdev reach their parts (not a fallback that says "not built") */
+/* -object, -drive, -tpmdev reach their parts (not a fallback that says "not built") */
 static void test_objects_and_backends_reach_their_parts(void)
 {
     g_autofree char *out = NULL, *err = NULL;
@@ -203,6 +203,13 @@ static void test_objects_and_backends_reach_their_parts(void)
     g_assert_true(g_str_has_suffix(err, "tpmvm: -device nosuch: 'nosuch' is not a valid "
                                         "device model name (see -device help)\n"));
     g_assert_null(strstr(err, "not built yet"));
+    g_free(g_steal_pointer(&err));
+    g_assert_cmpint(qtest_run("-machine none -accel qtest -drive "
+                              "if=none,id=d0,file=/nonexistent-dir/x.qcow2,format=qcow2",
+                              NULL, &err),
+                    ==, 1);
+    g_assert_true(g_str_has_prefix(err, "tpmvm: -drive if=none,id=d0,"));
+    g_assert_true(g_str_has_suffix(err, ": No such file or directory\n"));
     g_free(g_steal_pointer(&err));
     g_assert_cmpint(qtest_run("-tpmdev help", &out, &err), ==, 0);
     g_assert_cmpstr(err, ==, "");
@@ -329,7 +336,7 @@ int main(int argc, char **argv)
                     test_accel_kvm_without_kvm_support);
     g_test_add_func("/cmdline/accel/falls-back-in-order", test_accel_falls_back_in_order);
     g_test_add_func("/cmdline/help/version-and-lists-exit-0", test_version_and_help);
-    g_test_add_func("/cmdline/objects/secret-and-tpmdev-reach-their-parts",
+    g_test_add_func("/cmdline/objects/secret-drive-and-tpmdev-reach-their-parts",
                     test_objects_and_backends_reach_their_parts);
     g_test_add_func("/cmdline/signal/sigterm-exits-cleanly", test_sigterm_exits_cleanly);
     g_test_add_func("/cmdline/logging/trace-and-qtest-log-files",
