@@ -270,8 +270,8 @@ static void boot_build_tables(MachineState *ms)
  * addresses. Every offset and size is checked with 64-bit math against the
  * file and RAM. Returns the highest loaded address in *end.
  */
-static bool boot_load_elf64(MachineState *ms, const char *path, GBytes *file,
-                            uint64_t *entry, uint64_t *end, GError **errp)
+static bool boot_load_elf64(MachineState *ms, GBytes *file, uint64_t *entry,
+                            uint64_t *end, GError **errp)
 {
     gsize flen;
     const uint8_t *f = g_bytes_get_data(file, &flen);
@@ -280,15 +280,15 @@ static bool boot_load_elf64(MachineState *ms, const char *path, GBytes *file,
 
     if (flen < 64 || f[4] != 2 /* ELFCLASS64 */) {
         g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
-                    "-kernel %s: only 64-bit ELF images can be loaded (this one is "
+                    "only 64-bit ELF images can be loaded (this one is "
                     "ELF class %u); build the guest for x86-64",
-                    path, flen > 4 ? f[4] : 0);
+                    flen > 4 ? f[4] : 0);
         return false;
     }
     if (f[5] != 1 /* ELFDATA2LSB */ || get_le16(f + 18) != 62 /* EM_X86_64 */) {
         g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
-                    "-kernel %s: not a little-endian x86-64 ELF image (e_machine %u)",
-                    path, get_le16(f + 18));
+                    "not a little-endian x86-64 ELF image (e_machine %u)",
+                    get_le16(f + 18));
         return false;
     }
     *entry = get_le64(f + 24);
@@ -297,9 +297,9 @@ static bool boot_load_elf64(MachineState *ms, const char *path, GBytes *file,
     phnum = get_le16(f + 56);
     if (phentsize < 56 || phoff > flen || phnum > (flen - phoff) / phentsize) {
         g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_CORRUPT,
-                    "-kernel %s: program headers lie outside the file (offset %" PRIu64
-                    ", %" PRIu64 " entries of %" PRIu64 " bytes, file %zu bytes)",
-                    path, phoff, phnum, phentsize, (size_t)flen);
+                    "program headers lie outside the file (offset %" PRIu64 ", %" PRIu64
+                    " entries of %" PRIu64 " bytes, file %zu bytes)",
+                    phoff, phnum, phentsize, (size_t)flen);
         return false;
     }
     *end = 0;
@@ -313,17 +313,17 @@ static bool boot_load_elf64(MachineState *ms, const char *path, GBytes *file,
         }
         if (filesz > memsz || off > flen || filesz > flen - off) {
             g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_CORRUPT,
-                        "-kernel %s: segment %" PRIu64 " (offset %" PRIu64 ", %" PRIu64
+                        "segment %" PRIu64 " (offset %" PRIu64 ", %" PRIu64
                         " bytes) lies outside the file",
-                        path, i, off, filesz);
+                        i, off, filesz);
             return false;
         }
         if (!ram_contains(ms, paddr, memsz) || paddr < X86_BOOT_KERNEL_ADDR) {
             g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
-                        "-kernel %s: segment %" PRIu64 " at 0x%" PRIx64 "-0x%" PRIx64
+                        "segment %" PRIu64 " at 0x%" PRIx64 "-0x%" PRIx64
                         " does not fit in guest RAM between 1 MiB and 0x%" PRIx64
                         "; link the guest at or above 0x100000 or raise -m",
-                        path, i, paddr, paddr + memsz,
+                        i, paddr, paddr + memsz,
                         ms->ram_region.base + ms->ram_region.size);
             return false;
         }
@@ -337,7 +337,7 @@ static bool boot_load_elf64(MachineState *ms, const char *path, GBytes *file,
     }
     if (!loaded) {
         g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
-                    "-kernel %s: the ELF image has no loadable segment", path);
+                    "the ELF image has no loadable segment");
         return false;
     }
     return true;
@@ -348,8 +348,8 @@ static bool boot_load_elf64(MachineState *ms, const char *path, GBytes *file,
  * the protected-mode kernel, which goes to 1 MiB; its 64-bit entry point is
  * 0x200 bytes in (boot protocol 2.12+, xloadflags XLF_KERNEL_64).
  */
-static bool boot_load_bzimage(MachineState *ms, const char *path, GBytes *file,
-                              uint8_t *zp, uint64_t *entry, uint64_t *end, GError **errp)
+static bool boot_load_bzimage(MachineState *ms, GBytes *file, uint8_t *zp,
+                              uint64_t *entry, uint64_t *end, GError **errp)
 {
     gsize flen;
     const uint8_t *f = g_bytes_get_data(file, &flen);
@@ -361,24 +361,24 @@ static bool boot_load_bzimage(MachineState *ms, const char *path, GBytes *file,
     if (version < 0x20c || !(get_le16(f + BP_XLOADFLAGS) & XLF_KERNEL_64) ||
         !(f[BP_LOADFLAGS] & LOADFLAG_LOADED_HIGH)) {
         g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
-                    "-kernel %s: the kernel has no 64-bit entry point (boot protocol "
+                    "the kernel has no 64-bit entry point (boot protocol "
                     "%u.%02u, xloadflags 0x%x); tpmvm needs an x86-64 kernel with "
                     "boot protocol 2.12 or newer",
-                    path, version >> 8, version & 0xff, get_le16(f + BP_XLOADFLAGS));
+                    version >> 8, version & 0xff, get_le16(f + BP_XLOADFLAGS));
         return false;
     }
     if (setup_len >= flen || hdr_end > 0x280 || hdr_end > flen) {
         g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_CORRUPT,
-                    "-kernel %s: the setup header is inconsistent (%" PRIu64
+                    "the setup header is inconsistent (%" PRIu64
                     " setup sectors, file %zu bytes)",
-                    path, setup_sects, (size_t)flen);
+                    setup_sects, (size_t)flen);
         return false;
     }
     if (!ram_contains(ms, X86_BOOT_KERNEL_ADDR, flen - setup_len)) {
         g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
-                    "-kernel %s: the kernel (%zu bytes) does not fit in guest RAM at "
+                    "the kernel (%zu bytes) does not fit in guest RAM at "
                     "1 MiB; raise -m",
-                    path, (size_t)(flen - setup_len));
+                    (size_t)(flen - setup_len));
         return false;
     }
     /* The zero page starts as a copy of the image's setup header. */
@@ -390,6 +390,10 @@ static bool boot_load_bzimage(MachineState *ms, const char *path, GBytes *file,
     return true;
 }
 
+/*
+ * Read a whole file. Errors about the -kernel file get "-kernel FILE: " from
+ * the command line code (prefix NULL); others are prefixed "OPT FILE: ".
+ */
 static bool boot_read_file(const char *opt, const char *path, GBytes **out, GError **errp)
 {
     g_autoptr(GError) err = NULL;
@@ -397,8 +401,13 @@ static bool boot_read_file(const char *opt, const char *path, GBytes **out, GErr
     gsize len;
 
     if (!g_file_get_contents(path, &data, &len, &err)) {
-        g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_IO, "%s %s: could not read it: %s",
-                    opt, path, err->message);
+        if (opt) {
+            g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_IO, "%s %s: could not read it: %s",
+                        opt, path, err->message);
+        } else {
+            g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_IO, "could not read it: %s",
+                        err->message);
+        }
         return false;
     }
     *out = g_bytes_new_take(data, len);
@@ -424,7 +433,7 @@ bool x86_load_kernel(MachineState *ms, GError **errp)
     }
     if (!ram_contains(ms, 0, X86_BOOT_KERNEL_ADDR)) {
         g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
-                    "-kernel: guest RAM must start at 0 and be at least 1 MiB "
+                    "guest RAM must start at 0 and be at least 1 MiB "
                     "(it is 0x%" PRIx64 " bytes); raise -m",
                     ms->ram_region.size);
         return false;
@@ -435,7 +444,7 @@ bool x86_load_kernel(MachineState *ms, GError **errp)
                     X86_BOOT_CMDLINE_MAX - 1);
         return false;
     }
-    if (!boot_read_file("-kernel", ms->kernel, &file, errp)) {
+    if (!boot_read_file(NULL, ms->kernel, &file, errp)) {
         return false;
     }
     f = g_bytes_get_data(file, &flen);
@@ -448,16 +457,15 @@ bool x86_load_kernel(MachineState *ms, GError **errp)
         kind = X86_KERNEL_BZIMAGE;
     } else {
         g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
-                    "-kernel %s: not an ELF64 image nor a Linux bzImage (no ELF magic, "
-                    "no 'HdrS' setup header)",
-                    ms->kernel);
+                    "not an ELF64 image nor a Linux bzImage (no ELF magic, "
+                    "no 'HdrS' setup header)");
         return false;
     }
 
     zp = g_malloc0(BP_SIZE);
     boot_build_tables(ms);
     if (kind == X86_KERNEL_ELF64) {
-        if (!boot_load_elf64(ms, ms->kernel, file, &entry, &kernel_end, errp)) {
+        if (!boot_load_elf64(ms, file, &entry, &kernel_end, errp)) {
             goto fail;
         }
         /* What a boot loader fills in for a kernel without its own header. */
@@ -466,7 +474,7 @@ bool x86_load_kernel(MachineState *ms, GError **errp)
         put_le16(zp + BP_VERSION, 0x020f);
         put_le32(zp + BP_KERNEL_ALIGNMENT, 0x1000000);
     } else {
-        if (!boot_load_bzimage(ms, ms->kernel, file, zp, &entry, &kernel_end, errp)) {
+        if (!boot_load_bzimage(ms, file, zp, &entry, &kernel_end, errp)) {
             goto fail;
         }
         initrd_max = get_le32(zp + BP_INITRD_ADDR_MAX);

@@ -62,6 +62,7 @@ void guest_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void guest_vprintf(const char *fmt, va_list ap);
 int guest_snprintf(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+int guest_vsnprintf(char *buf, size_t len, const char *fmt, va_list ap);
 
 /* TSC ticks per microsecond (CPUID 0x40000010 from tpmvm, else a guess). */
 uint64_t guest_tsc_per_us(void);

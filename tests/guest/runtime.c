@@ -288,18 +288,26 @@ void guest_printf(const char *fmt, ...)
     va_end(ap);
 }
 
-int guest_snprintf(char *buf, size_t len, const char *fmt, ...)
+int guest_vsnprintf(char *buf, size_t len, const char *fmt, va_list ap)
 {
     Sink s = {.buf = buf, .len = len};
-    va_list ap;
 
-    va_start(ap, fmt);
     sink_vprintf(&s, fmt, ap);
-    va_end(ap);
     if (len) {
         buf[s.pos < len ? s.pos : len - 1] = 0;
     }
     return (int)s.pos;
+}
+
+int guest_snprintf(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = guest_vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+    return n;
 }
 
 uint64_t guest_tsc_per_us(void)
