@@ -310,6 +310,16 @@ bool keyval_check_unused(const KeyVal *kv, const char *what, GError **errp)
     return true;
 }
 
+static void keyval_append_escaped(GString *s, const char *text)
+{
+    for (const char *c = text; *c; c++) {
+        if (*c == ',') {
+            g_string_append_c(s, ',');
+        }
+        g_string_append_c(s, *c);
+    }
+}
+
 char *keyval_to_string(const KeyVal *kv)
 {
     GString *s = g_string_new(NULL);
@@ -319,13 +329,10 @@ char *keyval_to_string(const KeyVal *kv)
         if (i) {
             g_string_append_c(s, ',');
         }
-        g_string_append_printf(s, "%s=", e->key);
-        for (const char *c = e->value; *c; c++) {
-            if (*c == ',') {
-                g_string_append_c(s, ',');
-            }
-            g_string_append_c(s, *c);
-        }
+        /* keys can hold a ",," too: escape both so the string parses back */
+        keyval_append_escaped(s, e->key);
+        g_string_append_c(s, '=');
+        keyval_append_escaped(s, e->value);
     }
     return g_string_free(s, FALSE);
 }

@@ -19,7 +19,10 @@
 
 typedef struct LuksBlock LuksBlock;
 
-/* Access to the LUKS area: offsets are relative to its start. */
+/*
+ * Access to the LUKS area: offsets are relative to its start. Reads outside
+ * the area must fail. `opaque` must outlive the LuksBlock that uses it.
+ */
 typedef struct LuksIO {
     bool (*read)(void *opaque, uint64_t offset, void *buf, size_t len, GError **errp);
     bool (*write)(void *opaque, uint64_t offset, const void *buf, size_t len,
@@ -37,11 +40,16 @@ typedef struct LuksCreateOpts {
 
 /*
  * Size in bytes of the LUKS area a header with these options needs
- * (header + 8 key-material areas), before cluster rounding.
+ * (header + 8 key-material areas), before cluster rounding; opts may be NULL
+ * for the defaults. 0 if opts name an unsupported cipher, mode or hash.
  */
 uint64_t luks_area_size(const LuksCreateOpts *opts);
 
-/* Create a new header with a random master key; key slot 0 gets the passphrase. */
+/*
+ * Create a new header with a random master key; key slot 0 gets the passphrase.
+ * The area must be zero-filled; slot 0's key material is written first and
+ * the header last, so an interrupted create leaves no valid header.
+ */
 LuksBlock *luks_create(const LuksCreateOpts *opts, const uint8_t *pass, size_t pass_len,
                        const LuksIO *io, GError **errp);
 /*
@@ -55,7 +63,10 @@ LuksBlock *luks_open(const uint8_t *pass, size_t pass_len, const LuksIO *io,
 bool luks_probe(const LuksIO *io, GError **errp);
 void luks_free(LuksBlock *luks);
 
-/* Payload sectors: len is a multiple of 512; in place is allowed. */
+/*
+ * Payload sectors: len is a multiple of 512; in place is allowed. The key
+ * schedule is read-only, so several threads may call these at once.
+ */
 bool luks_encrypt(LuksBlock *luks, uint64_t start_sector, uint8_t *buf, size_t len,
                   GError **errp);
 bool luks_decrypt(LuksBlock *luks, uint64_t start_sector, uint8_t *buf, size_t len,
