@@ -470,7 +470,9 @@ void guest_main(const void *zero_page)
         guest_printf("not ok - unknown mode '%s'\n", mode);
         fails = 1;
     }
-    guest_printf("1..%u\n", t->checks);
+    if (!t->quiet) {
+        guest_printf("1..%u\n", t->checks);
+    }
     guest_printf("RESULT: %s (%u checks, %u failed)\n", fails ? "FAIL" : "PASS",
                  t->checks, fails);
     guest_exit(fails ? GUEST_EXIT_FAIL : GUEST_EXIT_PASS);

@@ -160,10 +160,13 @@ static bool tis_wait_status(TisDev *dev, uint8_t mask, uint64_t timeout_us,
     }
 }
 
+/*
+ * Only dataAvail is enabled: then every interrupt is a command completion,
+ * and the driver can sleep right after tpmGo until it comes.
+ */
 bool tis_enable_irq(TisDev *dev)
 {
-    uint32_t en = TIS_INT_GLOBAL | TIS_INT_DATA_AVAIL | TIS_INT_STS_VALID |
-                  TIS_INT_LOCALITY_CHANGE | TIS_INT_COMMAND_READY;
+    uint32_t en = TIS_INT_GLOBAL | TIS_INT_DATA_AVAIL;
 
     if (!plat_irq_available()) {
         plat_snprintf(dev->err, sizeof(dev->err), "no interrupt support here");
@@ -326,12 +329,24 @@ bool tis_send(TisDev *dev, const uint8_t *cmd, size_t len)
 
 bool tis_go_and_wait(TisDev *dev)
 {
+    uint64_t seen = 0;
+
     /* The interrupt controller sees edges: the line must be low before the
-     * completion raises it, so acknowledge what earlier events latched. */
+     * completion raises it, so acknowledge what an earlier command latched. */
     if (dev->use_irq) {
         tis_ack_irq(dev);
+        seen = plat_irq_count(dev->irq);
     }
     tis_write(dev, dev->locality, TIS_STS, 1, TIS_STS_GO);
+    if (dev->use_irq) {
+        if (!plat_irq_wait(dev->irq, seen, TIS_TIMEOUT_COMMAND)) {
+            plat_snprintf(dev->err, sizeof(dev->err),
+                          "no dataAvail interrupt (IRQ %u) after tpmGo", dev->irq);
+            return false;
+        }
+        dev->irq_waits++;
+        tis_ack_irq(dev);
+    }
     return tis_wait_status(dev, TIS_STS_VALID | TIS_STS_DATA_AVAIL, TIS_TIMEOUT_COMMAND,
                            "dataAvail");
 }

@@ -25,6 +25,7 @@ typedef struct TestCtx {
     unsigned checks;
     unsigned failures;
     uint32_t rng;
+    bool quiet; /* print failed checks only (the demo's output is for people) */
 } TestCtx;
 
 /* Probe the TPM; false (reported) when there is none. */
