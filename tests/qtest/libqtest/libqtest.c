@@ -830,10 +830,12 @@ JsonObject *qtest_qmp_receive(QTestState *s)
 
 static void qmp_vsend(QTestState *s, const char *fmt, va_list ap)
 {
-    g_autofree char *text = g_strdup_vprintf(fmt, ap);
+    /* one write: the server acts on the closing brace, and after "quit" it
+     * may be gone before a separate newline could be written */
+    g_autofree char *body = g_strdup_vprintf(fmt, ap);
+    g_autofree char *text = g_strconcat(body, "\n", NULL);
 
     send_all(s, s->qmp.fd, text, strlen(text), "QMP");
-    send_all(s, s->qmp.fd, "\n", 1, "QMP");
 }
 
 void qtest_qmp_send(QTestState *s, const char *fmt, ...)
