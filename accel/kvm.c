@@ -153,6 +153,14 @@ static int kvm_open_device(GError **errp)
         return -1;
     }
     version = ioctl(fd, KVM_GET_API_VERSION, 0);
+    if (version < 0) {
+        g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
+                    "KVM_GET_API_VERSION on " KVM_DEVICE_PATH " failed: %s; it is not a "
+                    "KVM device (check the kvm modules, or use -accel qtest)",
+                    g_strerror(errno));
+        close(fd);
+        return -1;
+    }
     if (version != KVM_API_VERSION) {
         g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
                     "" KVM_DEVICE_PATH " reports API version %d, tpmvm needs "
