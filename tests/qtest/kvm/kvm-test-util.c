@@ -17,7 +17,7 @@
 const char *kvm_test_unavailable(void)
 {
     static char why[256];
-    int fd, version;
+    int fd;
 
 #ifndef HAVE_LINUX_KVM_H
     return "this build host has no <linux/kvm.h>";
@@ -29,14 +29,18 @@ const char *kvm_test_unavailable(void)
         return why;
     }
 #ifdef HAVE_LINUX_KVM_H
-    version = ioctl(fd, KVM_GET_API_VERSION, 0);
-    close(fd);
-    if (version != KVM_API_VERSION) {
-        g_snprintf(why, sizeof(why), "/dev/kvm reports API version %d, not %d", version,
-                   KVM_API_VERSION);
-        return why;
+    {
+        int version = ioctl(fd, KVM_GET_API_VERSION, 0);
+
+        if (version != KVM_API_VERSION) {
+            close(fd);
+            g_snprintf(why, sizeof(why), "/dev/kvm reports API version %d, not %d",
+                       version, KVM_API_VERSION);
+            return why;
+        }
     }
 #endif
+    close(fd);
     if (!g_file_test(kvm_test_guest(), G_FILE_TEST_EXISTS)) {
         g_snprintf(why, sizeof(why),
                    "the test guest %s was not built (meson option 'guest' disabled?)",
