@@ -65,6 +65,8 @@
 
 #define PTE_PRESENT 0x01
 #define PTE_RW 0x02
+#define PTE_ACCESSED 0x20
+#define PTE_DIRTY 0x40
 #define PTE_PS 0x80
 
 typedef struct BootBlob {
@@ -246,12 +248,19 @@ static void boot_build_tables(MachineState *ms)
     put_le64(gdt + X86_BOOT_CS, 0x00af9b000000ffffULL);
     put_le64(gdt + X86_BOOT_DS, 0x00cf93000000ffffULL);
 
-    put_le64(pml4, X86_BOOT_PDPT_ADDR | PTE_PRESENT | PTE_RW);
+    /*
+     * Accessed and dirty are set from the start: under a shadow-paging host
+     * (PVM) every first write would otherwise make the host set them in our
+     * tables, which it write-protects, over and over.
+     */
+    put_le64(pml4, X86_BOOT_PDPT_ADDR | PTE_PRESENT | PTE_RW | PTE_ACCESSED);
     for (int i = 0; i < 4; i++) {
-        put_le64(pdpt + 8 * i, (X86_BOOT_PD_ADDR + 0x1000 * i) | PTE_PRESENT | PTE_RW);
+        put_le64(pdpt + 8 * i,
+                 (X86_BOOT_PD_ADDR + 0x1000 * i) | PTE_PRESENT | PTE_RW | PTE_ACCESSED);
     }
     for (uint64_t i = 0; i < 4 * 512; i++) {
-        put_le64(pd + 8 * i, (i << 21) | PTE_PRESENT | PTE_RW | PTE_PS);
+        put_le64(pd + 8 * i,
+                 (i << 21) | PTE_PRESENT | PTE_RW | PTE_ACCESSED | PTE_DIRTY | PTE_PS);
     }
     boot_add_blob(ms, X86_BOOT_GDT_ADDR, g_bytes_new_take(t, len), 0);
 

@@ -130,7 +130,7 @@ static uint32_t tis_ack_irq(TisDev *dev)
 static bool tis_wait_status(TisDev *dev, uint8_t mask, uint64_t timeout_us,
                             const char *what)
 {
-    uint64_t start = plat_now_us();
+    uint64_t start = 0;
 
     for (;;) {
         uint64_t seen = dev->use_irq ? plat_irq_count(dev->irq) : 0;
@@ -144,7 +144,11 @@ static bool tis_wait_status(TisDev *dev, uint8_t mask, uint64_t timeout_us,
         if ((sts & mask) == mask) {
             return true;
         }
-        if (plat_now_us() - start > timeout_us) {
+        /* The clock is read only once the status was not ready at once:
+         * under emulated guest code every instruction counts. */
+        if (!start) {
+            start = plat_now_us();
+        } else if (plat_now_us() - start > timeout_us) {
             plat_snprintf(dev->err, sizeof(dev->err), "%s: timed out (STS 0x%02x)", what,
                           sts);
             return false;
@@ -208,7 +212,7 @@ void tis_disable_irq(TisDev *dev)
 /* Burst count (STS bits 23:8); waits up to TIMEOUT_D for a non-zero one. */
 static uint32_t tis_burst_count(TisDev *dev)
 {
-    uint64_t start = plat_now_us();
+    uint64_t start = 0;
 
     for (;;) {
         uint32_t sts = tis_read(dev, dev->locality, TIS_STS, 4);
@@ -217,7 +221,9 @@ static uint32_t tis_burst_count(TisDev *dev)
         if (sts != 0xffffffff && burst) {
             return burst;
         }
-        if (plat_now_us() - start > TIS_TIMEOUT_D) {
+        if (!start) {
+            start = plat_now_us();
+        } else if (plat_now_us() - start > TIS_TIMEOUT_D) {
             plat_snprintf(dev->err, sizeof(dev->err), "burst count stayed 0 (STS 0x%x)",
                           (unsigned)sts);
             return 0;
