@@ -16,6 +16,7 @@
 
 #include "hw/core/machine.h"
 #include "hw/core/memory.h"
+#include "hw/i386/pc-devices.h"
 #include "system/chardev.h"
 #include "util/error.h"
 #include "util/trace.h"
@@ -289,40 +290,41 @@ static bool serial_realize(DeviceState *dev, GError **errp)
 
     if (!ms || !ms->io) {
         g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
-                    "-device " TYPE_ISA_SERIAL ": the machine has no I/O port space; "
+                    "the machine has no I/O port space; "
                     "use -machine pc");
         return false;
     }
     if (s->iobase > 0xfff8) {
         g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
-                    "-device " TYPE_ISA_SERIAL ": iobase 0x%x is out of range "
+                    "iobase 0x%x is out of range "
                     "(at most 0xfff8)",
                     s->iobase);
         return false;
     }
     if (s->irq >= (uint32_t)ms->num_gsi) {
         g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
-                    "-device " TYPE_ISA_SERIAL ": irq %u is out of range (0-%d)", s->irq,
-                    ms->num_gsi - 1);
+                    "irq %u is out of range (0-%d)", s->irq, ms->num_gsi - 1);
+        return false;
+    }
+    if (!pc_io_range_free(ms, s->iobase, 8, errp)) {
         return false;
     }
     if (s->chardev) {
         s->chr = chardev_find(s->chardev);
         if (!s->chr) {
             g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_DEVICE_NOT_FOUND,
-                        "-device " TYPE_ISA_SERIAL ": chardev '%s' not found; define it "
+                        "chardev '%s' not found; define it "
                         "with -chardev or -serial",
                         s->chardev);
             return false;
         }
         if (!chardev_set_handlers(s->chr, serial_chr_read, NULL, s, errp)) {
-            g_prefix_error(errp, "-device " TYPE_ISA_SERIAL ": ");
             return false;
         }
     }
     s->irq_line = &ms->gsi[s->irq];
     s->io = (MemoryRegion){
-        .name = "serial",
+        .name = dev->id ? dev->id : TYPE_ISA_SERIAL,
         .base = s->iobase,
         .size = 8,
         .ops = &serial_ops,

@@ -35,6 +35,21 @@ void pc_guest_reset_request(void)
     }
 }
 
+bool pc_io_range_free(MachineState *ms, uint32_t base, uint32_t size, GError **errp)
+{
+    for (uint64_t port = base; port < (uint64_t)base + size; port++) {
+        MemoryRegion *mr = address_space_lookup(ms->io, port);
+
+        if (mr) {
+            g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
+                        "I/O port 0x%x is already used by '%s'; choose another iobase",
+                        (unsigned)port, mr->name);
+            return false;
+        }
+    }
+    return true;
+}
+
 typedef struct PCResetPorts {
     DeviceState parent;
     MemoryRegion kbd;
@@ -97,6 +112,10 @@ static bool reset_ports_realize(DeviceState *dev, GError **errp)
     if (!current_machine || !current_machine->io) {
         g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
                     "pc-reset-ports: the machine has no I/O port space");
+        return false;
+    }
+    if (!pc_io_range_free(current_machine, I8042_CMD_PORT, 1, errp) ||
+        !pc_io_range_free(current_machine, RCR_PORT, 1, errp)) {
         return false;
     }
     s->kbd = (MemoryRegion){.name = "i8042-cmd",
@@ -168,18 +187,21 @@ static bool debug_exit_realize(DeviceState *dev, GError **errp)
 
     if (!current_machine || !current_machine->io) {
         g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
-                    "-device " TYPE_ISA_DEBUG_EXIT ": the machine has no I/O port "
+                    "the machine has no I/O port "
                     "space; use -machine pc");
         return false;
     }
     if (s->iosize == 0 || s->iosize > 4 || s->iobase > 0x10000 - s->iosize) {
         g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
-                    "-device " TYPE_ISA_DEBUG_EXIT ": iobase 0x%x / iosize %u are out "
+                    "iobase 0x%x / iosize %u are out "
                     "of range (iosize 1-4, ports up to 0xffff)",
                     s->iobase, s->iosize);
         return false;
     }
-    s->io = (MemoryRegion){.name = TYPE_ISA_DEBUG_EXIT,
+    if (!pc_io_range_free(current_machine, s->iobase, s->iosize, errp)) {
+        return false;
+    }
+    s->io = (MemoryRegion){.name = dev->id ? dev->id : TYPE_ISA_DEBUG_EXIT,
                            .base = s->iobase,
                            .size = s->iosize,
                            .ops = &debug_exit_ops,
@@ -216,14 +238,26 @@ static const DeviceClass debug_exit_class = {
 };
 DEVICE_TYPE_REGISTER(debug_exit_class)
 
+/* The PC's COM1-COM4 (serial1-3 exist only when -serial asked for them). */
+static const struct {
+    uint32_t iobase, irq;
+} pc_serial_ports[SERIAL_HD_MAX] = {{0x3f8, 4}, {0x2f8, 3}, {0x3e8, 4}, {0x2e8, 3}};
+
 bool pc_devices_init(MachineState *ms, GError **errp)
 {
-    Chardev *chr = serial_hd(0);
     DeviceState *dev;
 
-    if (!serial_isa_create("serial0", chr ? chardev_id(chr) : NULL, SERIAL_COM1_IOBASE,
-                           SERIAL_COM1_IRQ, errp)) {
-        return false;
+    for (int i = 0; i < SERIAL_HD_MAX && i < (int)G_N_ELEMENTS(pc_serial_ports); i++) {
+        Chardev *chr = serial_hd(i);
+        g_autofree char *id = g_strdup_printf("serial%d", i);
+
+        if (i > 0 && !chr) {
+            continue;
+        }
+        if (!serial_isa_create(id, chr ? chardev_id(chr) : NULL,
+                               pc_serial_ports[i].iobase, pc_serial_ports[i].irq, errp)) {
+            return false;
+        }
     }
     dev = device_new("pc-reset-ports", NULL);
     return dev && device_realize(dev, errp);

@@ -15,9 +15,17 @@
 
 #define TYPE_ISA_DEBUG_EXIT "isa-debug-exit"
 
-/* Create serial0 (on the first -serial chardev, serial_hd(0), if any) and
- * the reset ports. Called from the pc machine's init. */
+/* Create serial0 (on the first -serial chardev, serial_hd(0), if any),
+ * serial1-3 for further -serial options (0x2f8/3, 0x3e8/4, 0x2e8/3) and the
+ * reset ports. Called from the pc machine's init. */
 bool pc_devices_init(MachineState *ms, GError **errp);
+
+/*
+ * Is [base, base+size) of the I/O space free? If not, set an error naming
+ * the port and the region already there (user-placed devices must not abort
+ * on a clash).
+ */
+bool pc_io_range_free(MachineState *ms, uint32_t base, uint32_t size, GError **errp);
 
 /* The guest asked for a reset (reset port, triple fault): a system reset, or
  * a shutdown with -no-reboot. Any thread. */
