@@ -61,8 +61,8 @@ if [ ! -f "$img" ]; then
     else
         die "neither tpmvm-img nor qemu-img is available to create $img; run scripts/install-deps.sh"
     fi
-    "$mkimg" create -q -f qcow2 --object "secret,id=sec0,file=$pass" \
-        -o encrypt.format=luks,encrypt.key-secret=sec0 "$img" 1M ||
+    (umask 077 && "$mkimg" create -q -f qcow2 --object "secret,id=sec0,file=$pass" \
+        -o encrypt.format=luks,encrypt.key-secret=sec0 "$img" 1M) ||
         die "could not create the encrypted TPM image $img with $mkimg"
     say "created the encrypted TPM state image $img (LUKS, key from $pass)"
 fi

@@ -391,7 +391,7 @@ unsigned tt_run_demo(TestCtx *t, const void *image, size_t image_len, const char
 
     sha256(image, image_len, d);
     tt_hex(d, 32, hex, sizeof(hex));
-    plat_printf("Measuring the boot image (%u bytes, SHA-256 %s) into PCR %d\n",
+    plat_printf("Measuring the boot image (first %u bytes, SHA-256 %s) into PCR %d\n",
                 (unsigned)image_len, hex, TT_PCR_IMAGE);
     if (tt_extend_and_verify(t, TT_PCR_IMAGE, d, pcr,
                              "PCR 8 holds the image measurement")) {
