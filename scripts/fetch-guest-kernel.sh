@@ -26,33 +26,39 @@ if [ -s "$cache/vmlinuz" ] && [ -s "$cache/vmlinux" ] && [ -s "$cache/version" ]
     echo "$cache"
     exit 0
 fi
-for tool in apt-get apt-cache dpkg-deb od; do
-    command -v "$tool" >/dev/null 2>&1 || die "'$tool' is missing; this script needs a Debian system"
+for tool in od dd; do
+    command -v "$tool" >/dev/null 2>&1 || die "'$tool' is missing"
 done
-
-# The metapackage names the current kernel package.
-image_pkg() {
-    apt-cache depends "$meta" 2>/dev/null |
-        awk '/Depends: linux-image-[0-9]/ { print $2; exit }'
-}
-pkg=$(image_pkg)
-if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then
-    apt-get update -qq >/dev/null 2>&1 || true
-    pkg=$(image_pkg)
-fi
-[ -n "$pkg" ] || die "apt does not know '$meta' (run 'apt-get update' as root, with Debian's main archive in sources.list)"
-
 mkdir -p "$cache"
 work=$(mktemp -d "$cache/.fetch.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
-(cd "$work" && apt-get download -q "$pkg" >/dev/null 2>&1) ||
-    die "apt-get download $pkg failed (network, or apt lists out of date?)"
-deb=$(ls "$work"/*.deb 2>/dev/null | head -n 1)
-[ -n "$deb" ] || die "apt-get download $pkg produced no .deb"
-dpkg-deb -x "$deb" "$work/root" || die "dpkg-deb -x $deb failed"
-vmlinuz=$(ls "$work"/root/boot/vmlinuz-* 2>/dev/null | head -n 1)
-[ -n "$vmlinuz" ] || die "$pkg has no /boot/vmlinuz-*"
-version=${vmlinuz##*/vmlinuz-}
+
+if [ ! -s "$cache/vmlinuz" ] || [ ! -s "$cache/version" ]; then
+    for tool in apt-get apt-cache dpkg-deb; do
+        command -v "$tool" >/dev/null 2>&1 || die "'$tool' is missing; this script needs a Debian system"
+    done
+    # The metapackage names the current kernel package.
+    image_pkg() {
+        apt-cache depends "$meta" 2>/dev/null |
+            awk '/Depends: linux-image-[0-9]/ { print $2; exit }'
+    }
+    pkg=$(image_pkg)
+    if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then
+        apt-get update -qq >/dev/null 2>&1 || true
+        pkg=$(image_pkg)
+    fi
+    [ -n "$pkg" ] || die "apt does not know '$meta' (run 'apt-get update' as root, with Debian's main archive in sources.list)"
+    (cd "$work" && apt-get download -q "$pkg" >/dev/null 2>&1) ||
+        die "apt-get download $pkg failed (network, or apt lists out of date?)"
+    deb=$(ls "$work"/*.deb 2>/dev/null | head -n 1)
+    [ -n "$deb" ] || die "apt-get download $pkg produced no .deb"
+    dpkg-deb -x "$deb" "$work/root" || die "dpkg-deb -x $deb failed"
+    vmlinuz=$(ls "$work"/root/boot/vmlinuz-* 2>/dev/null | head -n 1)
+    [ -n "$vmlinuz" ] || die "$pkg has no /boot/vmlinuz-*"
+    cp "$vmlinuz" "$cache/vmlinuz.tmp" && mv "$cache/vmlinuz.tmp" "$cache/vmlinuz"
+    echo "${vmlinuz##*/vmlinuz-}" >"$cache/version"
+fi
+vmlinuz=$cache/vmlinuz
 
 # Little-endian unsigned integer of $3 bytes at offset $2 of file $1.
 le() {
@@ -82,13 +88,15 @@ fd377a585a00*) decomp="xz -dc --single-stream" ;;
 5d0000*) decomp="xz -dc --format=lzma" ;;
 *) die "unknown compression of the kernel payload (magic $magic)" ;;
 esac
-command -v "${decomp%% *}" >/dev/null 2>&1 ||
-    die "'${decomp%% *}' is needed to decompress the kernel (apt-get install ${decomp%% *})"
+# The bzImage is usable without this step: say what is missing, keep it.
+if ! command -v "${decomp%% *}" >/dev/null 2>&1; then
+    printf 'fetch-guest-kernel: no vmlinux: %s is needed to decompress the kernel payload (apt-get install %s); %s/vmlinuz is there\n' \
+        "${decomp%% *}" "${decomp%% *}" "$cache" >&2
+    echo "$cache"
+    exit 0
+fi
 $decomp <"$work/payload" >"$work/vmlinux" 2>/dev/null || true
 [ "$(od -An -c -N 4 "$work/vmlinux" | tr -d ' ')" = "177ELF" ] ||
     die "decompressing the payload of $vmlinuz with '$decomp' gave no ELF image"
-
-cp "$vmlinuz" "$cache/vmlinuz.tmp" && mv "$cache/vmlinuz.tmp" "$cache/vmlinuz"
 mv "$work/vmlinux" "$cache/vmlinux"
-echo "$version" >"$cache/version"
 echo "$cache"
