@@ -462,6 +462,8 @@ static void kvm_handle_io(struct kvm_run *run)
     unsigned size = run->io.size;
 
     __atomic_fetch_add(&kvm.exits_io, 1, __ATOMIC_RELAXED);
+    trace_event("kvm_exit_io", "port=0x%x size=%u count=%u %s", run->io.port, size,
+                run->io.count, run->io.direction == KVM_EXIT_IO_OUT ? "out" : "in");
     bql_lock();
     /* String I/O (rep ins/outs) repeats the access `count` times. */
     for (uint32_t i = 0; i < run->io.count; i++, data += size) {
@@ -486,6 +488,8 @@ static void kvm_handle_mmio(struct kvm_run *run)
     uint64_t val = 0;
 
     __atomic_fetch_add(&kvm.exits_mmio, 1, __ATOMIC_RELAXED);
+    trace_event("kvm_exit_mmio", "addr=0x%" PRIx64 " len=%u %s", addr, len,
+                run->mmio.is_write ? "write" : "read");
     bql_lock();
     if (len == 1 || len == 2 || len == 4 || len == 8) {
         if (run->mmio.is_write) {
