@@ -6,8 +6,9 @@
  * machine's I/O and memory spaces. The main thread pauses, resumes and resets
  * vCPUs through AccelOps: it sets a per-vCPU request under kvm.lock, kicks
  * the thread out of the guest (immediate_exit + SIG_KICK) and waits on
- * kvm.cond. Only a vCPU's own thread issues ioctls on its fd (KVM serialises
- * them anyway, but a second caller would block behind KVM_RUN).
+ * kvm.cond. Only a vCPU's own thread issues ioctls on its fd while the VM
+ * runs (KVM serialises them anyway, but a second caller would block behind
+ * KVM_RUN); snapshot code (kvm-vmstate.c) uses them with the vCPUs stopped.
  */
 #include "system/kvm.h"
 
@@ -24,6 +25,7 @@
 
 #include <linux/kvm.h>
 
+#include "accel/kvm-internal.h"
 #include "hw/core/memory.h"
 #include "hw/i386/pc-devices.h"
 #include "hw/i386/x86-boot.h"
@@ -96,6 +98,31 @@ static struct {
 /* kvm.lock and kvm.cond are statically initialised GLib objects (zeroed). */
 
 static __thread KVMVCpu *current_vcpu;
+
+int kvm_vm_fd(void)
+{
+    return kvm.vm_fd;
+}
+
+unsigned kvm_vcpu_count(void)
+{
+    return kvm.ncpus;
+}
+
+int kvm_vcpu_fd(unsigned index)
+{
+    return index < kvm.ncpus ? kvm.cpus[index].fd : -1;
+}
+
+void kvm_vcpu_state_loaded(unsigned index)
+{
+    g_mutex_lock(&kvm.lock);
+    if (index < kvm.ncpus) {
+        kvm.cpus[index].needs_reset = false;
+        kvm.cpus[index].parked = false;
+    }
+    g_mutex_unlock(&kvm.lock);
+}
 
 void kvm_get_exit_stats(KVMExitStats *out)
 {
@@ -911,6 +938,7 @@ static bool kvm_setup_vcpus(MachineState *ms, GError **errp)
         kvm.cpus[i].thread_started = true;
     }
     accel_set_ops(&kvm_accel_ops);
+    kvm_vmstate_register();
     return true;
 }
 
