@@ -10,7 +10,8 @@
  *                  boot counter in NV
  *   mode=nv-write token=T / mode=nv-read token=T   NV persistence across runs
  *   mode=reset     boot half of the reset scenario, then idle ("boot N")
- *   mode=loop      GetRandom forever, printing "tick N" (for stop/cont)
+ *   mode=loop      GetRandom forever, printing "tick N" after a checked PCR 16
+ *                  extend every 10 commands (stop/cont, savevm/loadvm)
  *   mode=hostile   random register storm (rounds=N, seed=N), then a command
  *   mode=bench     commands per second, MMIO accesses per command, exit cost
  *   mode=hello     print and exit
@@ -311,12 +312,17 @@ static void mode_reset(TestCtx *t)
     idle_forever();
 }
 
+/*
+ * GetRandom forever; every 10 commands a PCR 16 extend whose result is
+ * checked against the value the guest computes itself ("tick N"). After a
+ * loadvm the guest's memory and the TPM's PCRs must still agree.
+ */
 static void mode_loop(TestCtx *t)
 {
-    uint8_t r[8];
+    uint8_t r[8], pcr[32], expect[32], d[32], cat[64];
     uint16_t got;
 
-    if (!tt_startup(t, false)) {
+    if (!tt_startup(t, false) || tpm2_pcr_read(&t->tpm, TT_PCR_CHECK, expect) != 0) {
         guest_exit(GUEST_EXIT_FAIL);
     }
     for (uint64_t i = 1;; i++) {
@@ -324,9 +330,25 @@ static void mode_loop(TestCtx *t)
             guest_printf("not ok - GetRandom in loop: %s\n", t->tpm.err);
             guest_exit(GUEST_EXIT_FAIL);
         }
-        if (i % 10 == 0) {
-            guest_printf("tick %lu\n", i / 10);
+        if (i % 10 != 0) {
+            continue;
         }
+        memset(d, (int)(i / 10), sizeof(d));
+        memcpy(cat, expect, 32);
+        memcpy(cat + 32, d, 32);
+        sha256(cat, sizeof(cat), expect);
+        if (tpm2_pcr_extend(&t->tpm, TT_PCR_CHECK, d) != 0 ||
+            tpm2_pcr_read(&t->tpm, TT_PCR_CHECK, pcr) != 0) {
+            guest_printf("not ok - PCR 16 in loop: %s\n", t->tpm.err);
+            guest_exit(GUEST_EXIT_FAIL);
+        }
+        if (memcmp(pcr, expect, 32) != 0) {
+            guest_printf(
+                "not ok - PCR 16 differs from the guest's own value at tick %lu\n",
+                i / 10);
+            guest_exit(GUEST_EXIT_FAIL);
+        }
+        guest_printf("tick %lu\n", i / 10);
     }
 }
 

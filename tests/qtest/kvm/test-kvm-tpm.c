@@ -3,10 +3,12 @@
  * check byte-wise and in XDATA bursts, completion by interrupt through the
  * in-kernel irqchip, the measured-boot demo, NV written in one run and read
  * in the next, a hostile register storm, and the monitor while the guest
- * runs (system_reset resets PCRs and keeps NV, stop/cont, query-tpm, quit).
+ * runs (system_reset resets PCRs and keeps NV, stop/cont, query-tpm, quit),
+ * and savevm/loadvm of a running guest (vCPUs, RAM and TPM state together).
  * Skips with the reason when KVM, the TPM device or the monitor is missing.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -201,6 +203,74 @@ static void test_qmp_stop_cont(void)
     qtest_quit(s);
 }
 
+/* A qcow2 drive under the TPM: where savevm keeps the VM state. */
+static char *make_tpm_image(const char *dir)
+{
+    g_autofree char *img = g_build_filename(dir, "tpm.qcow2", NULL);
+    g_autofree char *cmd = g_strdup_printf("qemu-img create -q -f qcow2 %s 1M", img);
+    int status = -1;
+
+    if (!g_spawn_command_line_sync(cmd, NULL, NULL, &status, NULL) || status != 0) {
+        return NULL;
+    }
+    return g_steal_pointer(&img);
+}
+
+static unsigned last_tick(QTestState *s)
+{
+    g_autofree char *out = qtest_get_stdout(s);
+    const char *p = g_strrstr(out, "tick ");
+
+    return p ? (unsigned)strtoul(p + 5, NULL, 10) : 0;
+}
+
+static void test_snapshot_resumes(void)
+{
+    g_autofree char *dir = NULL, *img = NULL, *extra = NULL, *rsp = NULL, *again = NULL;
+    QTestState *s;
+    unsigned saved;
+
+    if (skip_unless_qmp()) {
+        return;
+    }
+    dir = g_dir_make_tmp("kvm-snap-XXXXXX", NULL);
+    img = make_tpm_image(dir);
+    if (!img) {
+        g_test_skip("qemu-img could not create a qcow2 image");
+        rmdir(dir);
+        return;
+    }
+    extra =
+        g_strdup_printf("-drive if=none,id=tpmnv,file=%s,format=qcow2 "
+                        "-tpmdev builtin,id=tpm0,drive=tpmnv -device tpm-tis,tpmdev=tpm0",
+                        img);
+    s = kvm_test_start("mode=loop", extra, 0);
+    g_assert_true(kvm_test_wait_output(s, "tick ", 3, 60000));
+    rsp = qtest_hmp(s, "savevm kvm-snap");
+    if (strstr(rsp, "unknown command")) {
+        g_test_skip("this tpmvm has no savevm yet");
+        qtest_quit(s);
+        unlink(img);
+        rmdir(dir);
+        return;
+    }
+    g_assert_cmpstr(g_strstrip(rsp), ==, "");
+    saved = last_tick(s);
+    /* Run on, then go back: the guest continues from the saved tick, and
+     * its memory and the TPM's PCR 16 still agree (the guest checks). */
+    g_assert_true(kvm_test_wait_output(s, "tick ", saved + 4, 60000));
+    g_free(rsp);
+    rsp = qtest_hmp(s, "loadvm kvm-snap");
+    g_assert_cmpstr(g_strstrip(rsp), ==, "");
+    again = g_strdup_printf("tick %u\r\n", saved + 2);
+    g_assert_true(kvm_test_wait_output(s, again, 2, 60000));
+    g_assert_cmpuint(kvm_test_count_output(s, "not ok"), ==, 0);
+    assert_status(s, "running", true);
+    qtest_quit(s);
+    unlink(img);
+    rmdir(dir);
+}
+
 static void test_qmp_query_tpm_and_quit(void)
 {
     QTestState *s;
@@ -241,5 +311,7 @@ int main(int argc, char **argv)
                     test_qmp_stop_cont);
     g_test_add_func("/kvm/tpm/qmp/query-tpm-and-quit-while-the-guest-works",
                     test_qmp_query_tpm_and_quit);
+    g_test_add_func("/kvm/tpm/snapshot/loadvm-resumes-the-guest-where-savevm-left-it",
+                    test_snapshot_resumes);
     return g_test_run();
 }
