@@ -15,8 +15,8 @@
  *
  *   kvm-bench [--tpmvm PATH] [--guest PATH] [--ms N] [--drive]
  *
- * --drive also runs NV_Write with the TPM state on a LUKS qcow2 (qemu-img,
- * iter-time 10 ms), showing what durable NV costs on top.
+ * --drive also runs the commands with the TPM state on a LUKS qcow2
+ * (tpmvm-img or qemu-img, iter-time 10 ms), showing what durable NV costs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -432,10 +432,13 @@ int main(int argc, char **argv)
     if (with_drive) {
         g_autofree char *dir = g_dir_make_tmp("kvm-bench-XXXXXX", NULL);
         g_autofree char *img = g_build_filename(dir, "tpm.qcow2", NULL);
+        g_autofree char *bindir = g_path_get_dirname(tpmvm);
+        g_autofree char *ourimg = g_build_filename(bindir, "tools", "tpmvm-img", NULL);
+        /* tpmvm-img from the same build, else qemu-img (same syntax). */
         g_autofree char *cmd = g_strdup_printf(
-            "qemu-img create -q -f qcow2 --object secret,id=sec0,data=bench "
+            "%s create -q -f qcow2 --object secret,id=sec0,data=bench "
             "-o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 %s 1M",
-            img);
+            g_file_test(ourimg, G_FILE_TEST_IS_EXECUTABLE) ? ourimg : "qemu-img", img);
         g_autofree char *args = g_strdup_printf(
             "-object secret,id=sec0,data=bench -drive if=none,id=tpmnv,file=%s,"
             "format=qcow2,encrypt.format=luks,encrypt.key-secret=sec0 "
@@ -444,7 +447,7 @@ int main(int argc, char **argv)
         int st = -1;
 
         if (!g_spawn_command_line_sync(cmd, NULL, NULL, &st, NULL) || st != 0) {
-            printf("\n(drive run skipped: qemu-img could not create %s)\n", img);
+            printf("\n(drive run skipped: could not create %s)\n", img);
         } else if (!run_guest(tpmvm, guest, ms, args, &drun)) {
             printf("\n(drive run skipped: %s)\n",
                    drun.err ? g_strstrip(drun.err) : "failed");
