@@ -667,6 +667,23 @@ static bool qcow2_open(BlockDriverState *bs, KeyVal *opts, int flags, GError **e
     if (!rw) {
         return true;
     }
+    /* Writing through a refcount block that is not in the file would hand
+     * out clusters that are in use: refuse, check -r all can rebuild it. */
+    if (!(flags & BDRV_O_CHECK)) {
+        int64_t file_len = bdrv_getlength(s->file);
+        for (uint64_t i = 0;
+             i <= s->max_refcount_table_index && i < s->refcount_table_size; i++) {
+            uint64_t off = s->refcount_table[i] & REFT_OFFSET_MASK;
+            if (off && (qcow2_offset_into_cluster(s, off) || off >= (uint64_t)file_len)) {
+                g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_CORRUPT,
+                            "Image is corrupt: refcount block %" G_GUINT64_FORMAT
+                            " is outside the image or unaligned; repair it with "
+                            "'tpmvm-img check -r all'",
+                            i);
+                goto fail;
+            }
+        }
+    }
 
     /* From here on the image may be written. */
     s->read_only = false;
