@@ -33,6 +33,14 @@ typedef struct BlockDriverState BlockDriverState;
 BlockDriverState *bdrv_open(const char *filename, KeyVal *opts, int flags, GError **errp);
 void bdrv_close(BlockDriverState *bs);
 
+/*
+ * Create an image like "qemu-img create -f FORMAT -o OPTS FILE SIZE"; opts in
+ * -o form (encrypt.format=luks, encrypt.key-secret=ID, ...). Also declared in
+ * block_int.h; here for users outside block/ (the TPM's path= image).
+ */
+bool bdrv_create(const char *format, const char *filename, uint64_t size, KeyVal *opts,
+                 GError **errp);
+
 /* -drive if=none,id=ID,file=F,format=qcow2,... : open and register under id. */
 BlockDriverState *drive_new_from_string(const char *optstr, GError **errp);
 /* -blockdev driver=qcow2,node-name=N,file.driver=file,file.filename=F,... */

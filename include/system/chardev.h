@@ -40,5 +40,12 @@ bool chardev_is_connected(const Chardev *chr);
 void chardev_disconnect(Chardev *chr);
 void chardev_close_all(void);
 void chardev_list_help(void);
+/* Human description ("unix:/tmp/s,server=on", "stdio") for messages. */
+const char *chardev_label(const Chardev *chr);
+
+/* The chardev of serial port i (-serial), or NULL when it has none. */
+Chardev *serial_hd(int i);
+void serial_hd_set(int i, Chardev *chr);
+#define SERIAL_HD_MAX 4
 
 #endif

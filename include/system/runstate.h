@@ -6,6 +6,7 @@
 #define SYSTEM_RUNSTATE_H
 
 #include <stdbool.h>
+#include <glib.h>
 
 typedef enum {
     RUN_STATE_PRELAUNCH,
@@ -52,5 +53,31 @@ typedef struct AccelOps {
     void (*resume_cpus)(void);
 } AccelOps;
 void accel_set_ops(const AccelOps *ops);
+
+/*
+ * Main loop hook: act on pending reset/shutdown requests; true (and the exit
+ * status) once the process should leave the main loop.
+ */
+bool runstate_main_loop_should_exit(int *exit_status);
+
+/* Move to a state without starting or stopping anything (snapshot code, errors). */
+void runstate_set(RunState s);
+
+/* Reset hooks run by system_reset() after every device was reset. */
+typedef void (*ResetHook)(void *opaque);
+void system_add_reset_hook(ResetHook fn, void *opaque);
+
+/* The tag given with -loadvm, or NULL (the snapshot code restores it at start-up). */
+const char *system_loadvm_tag(void);
+void system_set_loadvm_tag(const char *tag);
+
+/*
+ * Start-up hooks: run once by the command line after the machine and every
+ * -device exist, before the VM starts. A failure ends the process with the
+ * error shown (used by -loadvm).
+ */
+typedef bool (*StartupHook)(void *opaque, GError **errp);
+void system_add_startup_hook(StartupHook fn, void *opaque);
+bool system_run_startup_hooks(GError **errp);
 
 #endif

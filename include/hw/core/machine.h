@@ -40,6 +40,9 @@ struct MachineState {
     unsigned smp;
     char *kernel, *initrd, *append;
     bool no_reboot;
+    /* RAM above 4 GiB (pc): ram_region covers [0, ram_below_4g) */
+    uint64_t ram_below_4g;
+    MemoryRegion ram_high_region;
 };
 
 extern MachineState *current_machine;
@@ -54,5 +57,28 @@ const MachineClass *machine_class_find(const char *name);
 void machine_list_help(void);
 /* Call fn for each machine class (for query-machines). */
 void machine_class_foreach(void (*fn)(const MachineClass *mc, void *opaque), void *opaque);
+
+/*
+ * Create the machine: allocate MachineState with empty "memory" and "io"
+ * address spaces, set current_machine and run the class init. ram_size 0
+ * means the class default. `accel` is kept (not copied) in ms->accel.
+ */
+MachineState *machine_create(const MachineClass *mc, uint64_t ram_size, const char *accel,
+                             unsigned smp, GError **errp);
+/* Free the machine (RAM, address spaces); current_machine becomes NULL. */
+void machine_destroy(MachineState *ms);
+
+/*
+ * Guest RAM: anonymous memory reserved lazily (MAP_NORESERVE), so untouched
+ * pages cost nothing. Fails with a message naming the size.
+ */
+uint8_t *machine_ram_alloc(uint64_t size, GError **errp);
+void machine_ram_free(uint8_t *ram, uint64_t size);
+
+/*
+ * Point every GSI line at fn(opaque, gsi, level) (qtest's IRQ interceptor,
+ * the KVM irqchip). Levels already set are kept.
+ */
+void machine_route_gsi(MachineState *ms, IRQHandler fn, void *opaque);
 
 #endif

@@ -61,6 +61,12 @@ bool address_space_write(AddressSpace *as, uint64_t addr, unsigned size, uint64_
 bool address_space_rw(AddressSpace *as, uint64_t addr, void *buf, uint64_t len,
                       bool is_write);
 
+/*
+ * Fill [addr, addr+len) with `byte`: memset on RAM, 1-byte writes on MMIO,
+ * gaps skipped without per-byte work. Returns false if any byte had no region.
+ */
+bool address_space_fill(AddressSpace *as, uint64_t addr, uint8_t byte, uint64_t len);
+
 /* Host pointer for [addr, addr+len) if it lies inside one RAM region. */
 void *address_space_ram_ptr(AddressSpace *as, uint64_t addr, uint64_t len);
 

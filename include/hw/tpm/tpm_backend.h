@@ -9,6 +9,11 @@
  * completion callback then runs in the main loop with the big lock held.
  * tpm_backend_finish_sync() waits for an outstanding command and runs its
  * completion (used by reset, vmstate save and snapshots).
+ *
+ * The completion is posted to GLib's default main context (the main loop of
+ * include/system/main-loop.h), whose dispatch runs with the big lock held.
+ * A backend's worker thread never touches frontend state: it only reads
+ * cmd->in and writes cmd->out.
  */
 #ifndef HW_TPM_TPM_BACKEND_H
 #define HW_TPM_TPM_BACKEND_H
@@ -48,7 +53,8 @@ typedef struct TPMBackendClass {
     void (*print_help)(void);
     /* (Re)start the TPM with this I/O buffer size; main thread, nothing in flight. */
     bool (*startup_tpm)(TPMBackend *be, size_t buffersize, GError **errp);
-    /* Machine reset: stop the TPM (it is started again by startup_tpm). */
+    /* Machine reset: stop the TPM (it is started again by startup_tpm). The
+     * generic code has already waited for any in-flight command. */
     void (*reset)(TPMBackend *be);
     /* Worker thread: process cmd->in into cmd->out. Must always produce a
      * response (a version-correct error on failure). */
@@ -61,7 +67,9 @@ typedef struct TPMBackendClass {
     size_t (*get_buffer_size)(TPMBackend *be);
     /* Backend-specific part of query-tpm "options": key/value strings. */
     void (*get_options)(TPMBackend *be, GHashTable *kv);
-    /* Backend state for vmstate (libtpms blobs). NULL if stateless. */
+    /* Backend state for vmstate (libtpms blobs). NULL if stateless. The
+     * frontend that claims the backend registers it, with the backend as
+     * opaque; the backend does not register it itself. */
     const VMStateDescription *vmsd;
 } TPMBackendClass;
 
@@ -82,6 +90,10 @@ struct TPMBackend {
     bool worker_quit;
     bool cmd_done;                /* worker finished cmd, completion not yet run */
     bool in_use;                  /* claimed by a frontend */
+    bool cmd_started;             /* the worker has taken cmd */
+    GSource *completion;          /* posted completion not yet dispatched */
+    uint64_t cmd_seq;             /* number of the latest delivered command; a
+                                   * cancel_cmd applies to this one */
 };
 
 void tpm_backend_class_register(const TPMBackendClass *klass);
@@ -101,6 +113,11 @@ TPMBackend *tpm_backend_create_from_string(const char *optstr, bool *help_printe
 TPMBackend *tpm_backend_find(const char *id);
 void tpm_backend_foreach(void (*fn)(TPMBackend *be, void *opaque), void *opaque);
 void tpm_backend_destroy_all(void);
+/* Stop the worker, unregister and free one backend (klass->destroy frees the
+ * type's part and the struct; the generic fields are released before). */
+void tpm_backend_destroy(TPMBackend *be);
+/* -tpmdev help: the registered types, one per line. */
+void tpm_backend_list_help(void);
 
 /* Initialise the generic part (called by class create functions). */
 void tpm_backend_init(TPMBackend *be, const TPMBackendClass *klass, const char *id);
@@ -117,6 +134,12 @@ bool tpm_backend_get_tpm_established_flag(TPMBackend *be);
 int tpm_backend_reset_tpm_established_flag(TPMBackend *be, uint8_t locty);
 TPMVersion tpm_backend_get_tpm_version(TPMBackend *be);
 size_t tpm_backend_get_buffer_size(TPMBackend *be);
+/* True while a command is outstanding (delivered, completion not yet run). */
+bool tpm_backend_cmd_pending(TPMBackend *be);
+/* The query-tpm "options.data" pairs of this backend (empty if none). */
+void tpm_backend_get_options(TPMBackend *be, GHashTable *kv);
+/* Name of a TPM version as QMP/HMP show it ("2.0", "1.2", "unspecified"). */
+const char *tpm_version_name(TPMVersion v);
 
 /* A version-correct 10-byte error response (TPM2: tag 0x8001 TPM_RC_FAILURE;
  * TPM 1.2: tag 0x00C4 TPM_FAIL) written to out (out_len >= 10). */
