@@ -12,20 +12,6 @@
 #include "qcow2.h"
 #include "util/error.h"
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = v >> 24;
-    p[1] = v >> 16;
-    p[2] = v >> 8;
-    p[3] = v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    put_be32(p, v >> 32);
-    put_be32(p + 4, v);
-}
-
 /* Names QEMU 7.2 writes into the feature name table (qcow2 spec). */
 static const struct {
     uint8_t type, bit;
