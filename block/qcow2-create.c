@@ -288,7 +288,7 @@ static bool create_zero_clusters(Qcow2State *s, uint64_t off, uint64_t bytes,
                        qcow2_size_to_clusters(s, bytes) << s->cluster_bits, errp);
 }
 
-bool qcow2_co_create(const char *filename, uint64_t size, KeyVal *opts, GError **errp)
+bool qcow2_create(const char *filename, uint64_t size, KeyVal *opts, GError **errp)
 {
     g_autoptr(KeyVal) own = NULL;
     g_autoptr(KeyVal) enc = NULL;

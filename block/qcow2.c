@@ -378,14 +378,14 @@ static bool qcow2_check_writable(Qcow2State *s, GError **errp)
     return true;
 }
 
-static bool qcow2_co_pread(BlockDriverState *bs, uint64_t offset, void *buf,
-                           uint64_t bytes, GError **errp)
+static bool qcow2_drv_pread(BlockDriverState *bs, uint64_t offset, void *buf,
+                            uint64_t bytes, GError **errp)
 {
     return qcow2_read_guest(bs->opaque, offset, buf, bytes, errp);
 }
 
-static bool qcow2_co_pwrite(BlockDriverState *bs, uint64_t offset, const void *buf,
-                            uint64_t bytes, GError **errp)
+static bool qcow2_drv_pwrite(BlockDriverState *bs, uint64_t offset, const void *buf,
+                             uint64_t bytes, GError **errp)
 {
     Qcow2State *s = bs->opaque;
 
@@ -539,18 +539,15 @@ static bool qcow2_get_info(BlockDriverState *bs, BlockDriverInfo *bdi, GError **
     return true;
 }
 
-bool qcow2_amend(BlockDriverState *bs, KeyVal *opts, GError **errp);
-bool qcow2_co_create(const char *filename, uint64_t size, KeyVal *opts, GError **errp);
-
 const BlockDriver bdrv_qcow2 = {
     .format_name = "qcow2",
     .instance_size = sizeof(Qcow2State),
     .probe = qcow2_probe,
-    .create = qcow2_co_create,
+    .create = qcow2_create,
     .open = qcow2_open,
     .close = qcow2_close,
-    .pread = qcow2_co_pread,
-    .pwrite = qcow2_co_pwrite,
+    .pread = qcow2_drv_pread,
+    .pwrite = qcow2_drv_pwrite,
     .flush = qcow2_flush,
     .getlength = qcow2_getlength,
     .truncate = qcow2_truncate,

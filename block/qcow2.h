@@ -345,6 +345,11 @@ bool qcow2_decrypt(Qcow2State *s, uint64_t host_offset, uint64_t guest_offset,
                    uint8_t *buf, uint64_t len, GError **errp);
 LuksIO qcow2_luks_io(Qcow2State *s);
 
+/* qcow2-create.c */
+bool qcow2_create(const char *filename, uint64_t size, KeyVal *opts, GError **errp);
+/* Change LUKS key slots (the only options that can be amended). */
+bool qcow2_amend(BlockDriverState *bs, KeyVal *opts, GError **errp);
+
 /* qcow2-snapshot.c */
 bool qcow2_read_snapshots(Qcow2State *s, GError **errp);
 void qcow2_free_snapshots(Qcow2State *s);
