@@ -356,7 +356,7 @@ static bool write_allocating(Qcow2State *s, uint64_t offset, const uint8_t *buf,
         !qcow2_encrypt(s, new_off, guest_cluster, data, total, errp)) {
         goto fail;
     }
-    if (!qcow2_check_data_overlap(s, new_off, total, errp) ||
+    if (!qcow2_check_overlap(s, new_off, total, 0, errp) ||
         !bdrv_pwrite(s->file, new_off, data, total, errp)) {
         goto fail;
     }
@@ -417,7 +417,7 @@ static bool write_aligned(Qcow2State *s, uint64_t offset, const uint8_t *buf,
             qcow2_cache_put(&s->l2_cache, l2);
             n = MIN(n, max);
             host = (e & L2E_OFFSET_MASK) + in_cluster;
-            if (!qcow2_check_data_overlap(s, host, n, errp)) {
+            if (!qcow2_check_overlap(s, host, n, 0, errp)) {
                 return false;
             }
             if (qcow2_is_encrypted_state(s)) {
@@ -581,7 +581,7 @@ bool qcow2_write_compressed_cluster(Qcow2State *s, uint64_t offset, const uint8_
         qcow2_cache_put(&s->l2_cache, l2);
         return false;
     }
-    if (!qcow2_check_data_overlap(s, host, out_len, errp) ||
+    if (!qcow2_check_overlap(s, host, out_len, 0, errp) ||
         !bdrv_pwrite(s->file, host, out, out_len, errp)) {
         qcow2_cache_put(&s->l2_cache, l2);
         qcow2_free_later(s, host, out_len);

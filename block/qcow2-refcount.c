@@ -124,6 +124,14 @@ static bool refcount_cluster_is_fixed_metadata(Qcow2State *s, uint64_t ci)
     if (ci == 0) {
         return true;
     }
+    if (s->has_crypto_ext && off >= s->crypto_header_offset &&
+        off - s->crypto_header_offset < s->crypto_header_length) {
+        return true;
+    }
+    if (s->nb_snapshots && off >= s->snapshots_offset &&
+        off - s->snapshots_offset < s->snapshots_size) {
+        return true;
+    }
     if (off >= s->refcount_table_offset &&
         off < s->refcount_table_offset +
                   ((uint64_t)s->refcount_table_clusters << s->cluster_bits)) {
@@ -174,7 +182,8 @@ static bool refcount_find_free(Qcow2State *s, uint64_t n, uint64_t *index, GErro
                 qcow2_signal_corruption(
                     s, errp,
                     "Preventing invalid allocation of cluster %#" G_GINT64_MODIFIER
-                    "x: it holds the header, L1 or refcount table",
+                    "x: it holds the header, L1, refcount or snapshot table or the "
+                    "encryption header",
                     ci << s->cluster_bits);
                 return false;
             }

@@ -203,8 +203,8 @@ fail:
     return false;
 }
 
-bool qcow2_check_data_overlap(Qcow2State *s, uint64_t offset, uint64_t bytes,
-                              GError **errp)
+bool qcow2_check_overlap(Qcow2State *s, uint64_t offset, uint64_t bytes, unsigned ignore,
+                         GError **errp)
 {
     uint64_t end = offset + bytes, cs = s->cluster_size;
     const char *what = NULL;
@@ -223,14 +223,15 @@ bool qcow2_check_data_overlap(Qcow2State *s, uint64_t offset, uint64_t bytes,
                OVERLAPS(s->crypto_header_offset, s->crypto_header_length)) {
         what = "encryption header";
     }
-    for (uint64_t i = 0;
-         !what && i <= s->max_refcount_table_index && i < s->refcount_table_size; i++) {
+    for (uint64_t i = 0; !what && !(ignore & QCOW2_OL_REFBLOCK) &&
+                         i <= s->max_refcount_table_index && i < s->refcount_table_size;
+         i++) {
         uint64_t o = s->refcount_table[i] & REFT_OFFSET_MASK;
         if (o && OVERLAPS(o, cs)) {
             what = "refcount block";
         }
     }
-    for (uint32_t i = 0; !what && i < s->l1_size; i++) {
+    for (uint32_t i = 0; !what && !(ignore & QCOW2_OL_L2) && i < s->l1_size; i++) {
         uint64_t o = s->l1_table[i] & L1E_OFFSET_MASK;
         if (o && OVERLAPS(o, cs)) {
             what = "active L2 table";

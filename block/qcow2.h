@@ -270,9 +270,15 @@ bool qcow2_write_l1(Qcow2State *s, GError **errp);
 bool qcow2_grow_l1(Qcow2State *s, uint64_t min_size, bool exact, GError **errp);
 /* Write out all metadata in crash-safe order and make it durable. */
 bool qcow2_flush_metadata(Qcow2State *s, GError **errp);
-/* Check a host range before writing guest data into it. */
-bool qcow2_check_data_overlap(Qcow2State *s, uint64_t offset, uint64_t bytes,
-                              GError **errp);
+/*
+ * Check a host range before writing into it: guest data may overlap no
+ * metadata; an L2 table or refcount block being written back may overlap
+ * nothing but its own kind (QCOW2_OL_* to ignore). Marks the image corrupt.
+ */
+#define QCOW2_OL_L2 1u
+#define QCOW2_OL_REFBLOCK 2u
+bool qcow2_check_overlap(Qcow2State *s, uint64_t offset, uint64_t bytes, unsigned ignore,
+                         GError **errp);
 
 /* qcow2-cache.c */
 void qcow2_cache_init(Qcow2Cache *c, int size, bool is_l2);
