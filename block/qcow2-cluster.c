@@ -227,20 +227,30 @@ static bool read_aligned(Qcow2State *s, uint64_t offset, uint8_t *buf, uint64_t 
 bool qcow2_read_guest(Qcow2State *s, uint64_t offset, uint8_t *buf, uint64_t bytes,
                       GError **errp)
 {
-    uint64_t start, end;
-    g_autofree uint8_t *bounce = NULL;
+    uint8_t sector[QCOW2_SECTOR];
 
-    if (!qcow2_is_encrypted_state(s) || ((offset | bytes) & (QCOW2_SECTOR - 1)) == 0) {
+    if (!qcow2_is_encrypted_state(s)) {
         return read_aligned(s, offset, buf, bytes, errp);
     }
-    /* Encryption works on whole 512-byte sectors. */
-    start = offset & ~(uint64_t)(QCOW2_SECTOR - 1);
-    end = (offset + bytes + QCOW2_SECTOR - 1) & ~(uint64_t)(QCOW2_SECTOR - 1);
-    bounce = g_malloc(end - start);
-    if (!read_aligned(s, start, bounce, end - start, errp)) {
-        return false;
+    /* Encryption works on whole 512-byte sectors: partial ones go through a bounce. */
+    while (bytes > 0) {
+        uint64_t head = offset & (QCOW2_SECTOR - 1), n;
+        if (head || bytes < QCOW2_SECTOR) {
+            n = MIN(bytes, QCOW2_SECTOR - head);
+            if (!read_aligned(s, offset - head, sector, QCOW2_SECTOR, errp)) {
+                return false;
+            }
+            memcpy(buf, sector + head, n);
+        } else {
+            n = bytes & ~(uint64_t)(QCOW2_SECTOR - 1);
+            if (!read_aligned(s, offset, buf, n, errp)) {
+                return false;
+            }
+        }
+        offset += n;
+        buf += n;
+        bytes -= n;
     }
-    memcpy(buf, bounce + (offset - start), bytes);
     return true;
 }
 
@@ -389,7 +399,10 @@ static bool write_aligned(Qcow2State *s, uint64_t offset, const uint8_t *buf,
         uint64_t l1i = offset >> (s->cluster_bits + s->l2_bits);
         uint64_t l2i = (offset >> s->cluster_bits) & (s->l2_size - 1);
         uint64_t in_cluster = qcow2_offset_into_cluster(s, offset);
-        uint64_t max = MIN(bytes, ((s->l2_size - l2i) << s->cluster_bits) - in_cluster);
+        /* Bounded runs: bounce buffers (encryption, new clusters) stay small. */
+        uint64_t max =
+            MIN(MIN(bytes, ((s->l2_size - l2i) << s->cluster_bits) - in_cluster),
+                MAX(QCOW2_MAX_RUN, s->cluster_size) - in_cluster);
         uint64_t e, n, k;
         uint8_t *l2;
         bool ok;
@@ -461,23 +474,34 @@ static bool write_aligned(Qcow2State *s, uint64_t offset, const uint8_t *buf,
 bool qcow2_write_guest(Qcow2State *s, uint64_t offset, const uint8_t *buf, uint64_t bytes,
                        GError **errp)
 {
-    uint64_t start, end;
-    g_autofree uint8_t *bounce = NULL;
+    uint8_t sector[QCOW2_SECTOR];
 
-    if (!qcow2_is_encrypted_state(s) || ((offset | bytes) & (QCOW2_SECTOR - 1)) == 0) {
+    if (!qcow2_is_encrypted_state(s)) {
         return write_aligned(s, offset, buf, bytes, errp);
     }
-    /* Read-modify-write of the partial 512-byte sectors at both ends. */
-    start = offset & ~(uint64_t)(QCOW2_SECTOR - 1);
-    end = (offset + bytes + QCOW2_SECTOR - 1) & ~(uint64_t)(QCOW2_SECTOR - 1);
-    bounce = g_malloc(end - start);
-    if (!read_aligned(s, start, bounce, QCOW2_SECTOR, errp) ||
-        !read_aligned(s, end - QCOW2_SECTOR, bounce + (end - start - QCOW2_SECTOR),
-                      QCOW2_SECTOR, errp)) {
-        return false;
+    /* Read-modify-write of partial 512-byte sectors; whole ones go straight. */
+    while (bytes > 0) {
+        uint64_t head = offset & (QCOW2_SECTOR - 1), n;
+        if (head || bytes < QCOW2_SECTOR) {
+            n = MIN(bytes, QCOW2_SECTOR - head);
+            if (!read_aligned(s, offset - head, sector, QCOW2_SECTOR, errp)) {
+                return false;
+            }
+            memcpy(sector + head, buf, n);
+            if (!write_aligned(s, offset - head, sector, QCOW2_SECTOR, errp)) {
+                return false;
+            }
+        } else {
+            n = bytes & ~(uint64_t)(QCOW2_SECTOR - 1);
+            if (!write_aligned(s, offset, buf, n, errp)) {
+                return false;
+            }
+        }
+        offset += n;
+        buf += n;
+        bytes -= n;
     }
-    memcpy(bounce + (offset - start), buf, bytes);
-    return write_aligned(s, start, bounce, end - start, errp);
+    return true;
 }
 
 bool qcow2_discard_guest(Qcow2State *s, uint64_t offset, uint64_t bytes, GError **errp)

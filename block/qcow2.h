@@ -66,6 +66,8 @@
 #define REFT_RESERVED_MASK UINT64_C(0x1ff)
 
 #define QCOW2_SECTOR 512
+/* Largest run written at once (bounds bounce buffers for encryption and COW). */
+#define QCOW2_MAX_RUN (8u << 20)
 
 typedef enum {
     QCOW2_CLUSTER_UNALLOCATED,
