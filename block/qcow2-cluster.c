@@ -330,6 +330,29 @@ static bool read_old_cluster_part(Qcow2State *s, uint64_t e, uint64_t guest_clus
     }
 }
 
+/*
+ * A 4 KiB-aligned bounce buffer (O_DIRECT needs aligned memory) for data
+ * being encrypted or assembled; up to 1 MiB of it stays for the next write.
+ */
+static uint8_t *bounce_get(Qcow2State *s, uint64_t size)
+{
+    if (s->bounce_size < size) {
+        g_aligned_free(s->bounce);
+        s->bounce = g_aligned_alloc(size, 1, 4096);
+        s->bounce_size = size;
+    }
+    return s->bounce;
+}
+
+static void bounce_release(Qcow2State *s)
+{
+    if (s->bounce_size > (1u << 20)) {
+        g_aligned_free(s->bounce);
+        s->bounce = NULL;
+        s->bounce_size = 0;
+    }
+}
+
 static bool entry_writable_in_place(const Qcow2State *s, uint64_t e)
 {
     return qcow2_l2_entry_type(s, e) == QCOW2_CLUSTER_NORMAL && (e & QCOW_OFLAG_COPIED);
@@ -345,12 +368,12 @@ static bool write_allocating(Qcow2State *s, uint64_t offset, const uint8_t *buf,
     uint64_t total = nclusters << s->cluster_bits, new_off;
     uint64_t tail_from = in_cluster + bytes;
     uint64_t last_cluster_start = (nclusters - 1) << s->cluster_bits;
-    g_autofree uint8_t *data = NULL;
+    uint8_t *data;
 
     if (!qcow2_alloc_clusters(s, total, &new_off, errp)) {
         return false;
     }
-    data = g_malloc(total);
+    data = bounce_get(s, total);
     if (!read_old_cluster_part(s, l2_get(l2, l2i), guest_cluster, 0, in_cluster, data,
                                errp)) {
         goto fail;
@@ -389,12 +412,9 @@ fail:
     return false;
 }
 
-static bool write_aligned(Qcow2State *s, uint64_t offset, const uint8_t *buf,
-                          uint64_t bytes, GError **errp)
+static bool write_aligned_runs(Qcow2State *s, uint64_t offset, const uint8_t *buf,
+                               uint64_t bytes, GError **errp)
 {
-    g_autofree uint8_t *bounce = NULL;
-    uint64_t bounce_size = 0;
-
     while (bytes > 0) {
         uint64_t l1i = offset >> (s->cluster_bits + s->l2_bits);
         uint64_t l2i = (offset >> s->cluster_bits) & (s->l2_size - 1);
@@ -434,11 +454,7 @@ static bool write_aligned(Qcow2State *s, uint64_t offset, const uint8_t *buf,
                 return false;
             }
             if (qcow2_is_encrypted_state(s)) {
-                if (bounce_size < n) {
-                    g_free(bounce);
-                    bounce = g_malloc(n);
-                    bounce_size = n;
-                }
+                uint8_t *bounce = bounce_get(s, n);
                 memcpy(bounce, buf, n);
                 if (!qcow2_encrypt(s, host, offset, bounce, n, errp) ||
                     !bdrv_pwrite(s->file, host, bounce, n, errp)) {
@@ -469,6 +485,15 @@ static bool write_aligned(Qcow2State *s, uint64_t offset, const uint8_t *buf,
         bytes -= n;
     }
     return true;
+}
+
+static bool write_aligned(Qcow2State *s, uint64_t offset, const uint8_t *buf,
+                          uint64_t bytes, GError **errp)
+{
+    bool ok = write_aligned_runs(s, offset, buf, bytes, errp);
+
+    bounce_release(s);
+    return ok;
 }
 
 bool qcow2_write_guest(Qcow2State *s, uint64_t offset, const uint8_t *buf, uint64_t bytes,

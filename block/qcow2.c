@@ -263,6 +263,9 @@ static void qcow2_free_state(Qcow2State *s)
     s->l1_table = NULL;
     g_free(s->cluster_data);
     s->cluster_data = NULL;
+    g_aligned_free(s->bounce);
+    s->bounce = NULL;
+    s->bounce_size = 0;
     g_free(s->backing_format);
     s->backing_format = NULL;
     if (s->unknown_exts) {

@@ -181,6 +181,9 @@ typedef struct Qcow2State {
     GArray *pending_frees; /* Qcow2PendingFree */
     bool unsynced;         /* written since the last flush of the file */
 
+    uint8_t *bounce; /* write bounce buffer, 4 KiB aligned */
+    uint64_t bounce_size;
+
     /* decompression cache: one guest cluster */
     uint8_t *cluster_data;
     uint64_t cluster_cache_offset; /* host descriptor; UINT64_MAX = empty */
