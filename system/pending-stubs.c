@@ -4,7 +4,6 @@
  * once all of them exist.
  */
 #include "block/block.h"
-#include "crypto/secret.h"
 #include "hw/tpm/tpm_backend.h"
 #include "monitor/monitor.h"
 #include "util/error.h"
@@ -56,16 +55,6 @@ __attribute__((weak)) BlockDriverState *blockdev_new_from_string(const char *opt
 }
 
 __attribute__((weak)) void drive_close_all(void)
-{
-}
-
-__attribute__((weak)) bool secret_create(KeyVal *opts, GError **errp)
-{
-    not_built(errp, "secret support (-object secret)");
-    return false;
-}
-
-__attribute__((weak)) void secret_delete_all(void)
 {
 }
 
