@@ -127,8 +127,8 @@ static bool hmp_info_tpm(const char *args, GString *out, GError **errp)
 
 static void __attribute__((constructor)) tpm_cmds_register(void)
 {
-    qmp_register_command("query-tpm", qmp_query_tpm, 0);
-    qmp_register_command("query-tpm-models", qmp_query_tpm_models, 0);
-    qmp_register_command("query-tpm-types", qmp_query_tpm_types, 0);
+    qmp_register_command_args("query-tpm", qmp_query_tpm, 0, "");
+    qmp_register_command_args("query-tpm-models", qmp_query_tpm_models, 0, "");
+    qmp_register_command_args("query-tpm-types", qmp_query_tpm_types, 0, "");
     hmp_register_info("tpm", "show the TPM device", hmp_info_tpm);
 }

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <glib-unix.h>
@@ -68,8 +69,13 @@ struct Chardev {
 
 static GPtrArray *chardevs;
 static Chardev *serial_hds[SERIAL_HD_MAX];
+/* the chardev that owns stdin/stdout, and the terminal settings to restore */
+static Chardev *stdio_owner;
+static struct termios stdio_saved_tty;
+static bool stdio_tty_changed;
 
 static void chardev_socket_close_conn(Chardev *chr);
+static void chardev_stdio_restore(void);
 
 const char *chardev_id(const Chardev *chr)
 {
@@ -530,6 +536,10 @@ static void chardev_free(Chardev *chr)
             unlink(chr->path);
         }
     }
+    if (stdio_owner == chr) {
+        chardev_stdio_restore();
+        stdio_owner = NULL;
+    }
     g_mutex_clear(&chr->write_lock);
     g_free(chr->id);
     g_free(chr->label);
@@ -537,6 +547,39 @@ static void chardev_free(Chardev *chr)
     g_free(chr->host);
     g_free(chr->port);
     g_free(chr);
+}
+
+static void chardev_stdio_restore(void)
+{
+    if (stdio_tty_changed) {
+        tcsetattr(STDIN_FILENO, TCSANOW, &stdio_saved_tty);
+        stdio_tty_changed = false;
+    }
+}
+
+/*
+ * A terminal on stdin delivers every key at once without echo (the guest
+ * echoes); Ctrl-C still sends SIGINT so the VM can be stopped.
+ */
+static void chardev_stdio_set_raw(void)
+{
+    struct termios tty;
+
+    if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &stdio_saved_tty) < 0) {
+        return;
+    }
+    tty = stdio_saved_tty;
+    tty.c_iflag &= ~(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
+    tty.c_oflag |= OPOST;
+    tty.c_lflag &= ~(ECHO | ECHONL | ICANON | IEXTEN);
+    tty.c_cflag &= ~(CSIZE | PARENB);
+    tty.c_cflag |= CS8;
+    tty.c_cc[VMIN] = 1;
+    tty.c_cc[VTIME] = 0;
+    if (tcsetattr(STDIN_FILENO, TCSANOW, &tty) == 0) {
+        stdio_tty_changed = true;
+        atexit(chardev_stdio_restore);
+    }
 }
 
 static bool chardev_open_backend(Chardev *chr, const char *backend, KeyVal *kv,
@@ -548,6 +591,13 @@ static bool chardev_open_backend(Chardev *chr, const char *backend, KeyVal *kv,
         return true;
     }
     if (chr->kind == CHARDEV_STDIO) {
+        if (stdio_owner) {
+            g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
+                        "stdio is already used by chardev '%s'", stdio_owner->id);
+            return false;
+        }
+        stdio_owner = chr;
+        chardev_stdio_set_raw();
         chr->label = g_strdup("stdio");
         chr->in_fd = STDIN_FILENO;
         chr->out_fd = STDOUT_FILENO;

@@ -23,6 +23,8 @@
 #include "util/trace.h"
 
 #define QTEST_MAX_WORDS 8
+/* reply buffers above this size are freed after use */
+#define QTEST_REPLY_KEEP (256 * 1024)
 
 typedef struct QTestServer {
     Chardev *chr;
@@ -66,7 +68,13 @@ static void qtest_send_reply(QTestServer *s)
     qtest_log(s, 'S', s->reply->str, s->reply->len);
     g_string_append_c(s->reply, '\n');
     chardev_write(s->chr, s->reply->str, s->reply->len);
-    g_string_truncate(s->reply, 0);
+    if (s->reply->allocated_len > QTEST_REPLY_KEEP) {
+        /* a big read was answered: give the memory back */
+        g_string_free(s->reply, TRUE);
+        s->reply = g_string_sized_new(256);
+    } else {
+        g_string_truncate(s->reply, 0);
+    }
 }
 
 static void G_GNUC_PRINTF(3, 4)

@@ -32,6 +32,7 @@
 #include "system/main-loop.h"
 #include "system/qtest.h"
 #include "system/runstate.h"
+#include "system/sandbox.h"
 #include "util/error.h"
 #include "util/keyval.h"
 #include "util/log.h"
@@ -73,6 +74,9 @@ typedef enum {
     OPT_APPEND,
     OPT_NO_REBOOT,
     OPT_LOADVM,
+    OPT_SANDBOX,
+    OPT_RUNAS,
+    OPT_CHROOT,
 } OptionIndex;
 
 typedef struct VlOptionDef {
@@ -123,6 +127,10 @@ static const VlOptionDef vl_options[] = {
     {"append", OPT_APPEND, true, "CMDLINE", "kernel command line"},
     {"no-reboot", OPT_NO_REBOOT, false, NULL, "exit instead of rebooting"},
     {"loadvm", OPT_LOADVM, true, "TAG", "start from snapshot TAG"},
+    {"sandbox", OPT_SANDBOX, true, "on|off[,spawn=,elevateprivileges=,...]",
+     "seccomp filter applied after start-up (docs/security.md)"},
+    {"runas", OPT_RUNAS, true, "USER[:GROUP]", "drop root privileges after start-up"},
+    {"chroot", OPT_CHROOT, true, "DIR", "chroot to DIR after start-up"},
 };
 
 typedef struct VlArg {
@@ -333,10 +341,9 @@ static void vl_parse_accel(const VlArg *a)
     if (!name) {
         vl_fail(a, vl_error("Parameter 'accel' is missing"));
     }
-    if (!accel_class_find(name)) {
-        if (!strcmp(name, "kvm")) {
-            vl_fail(a, vl_error("KVM support is not available in this build"));
-        }
+    /* kvm may be absent from this build: vl_create_machine says so, or falls
+     * back to the next -accel */
+    if (!accel_class_find(name) && strcmp(name, "kvm") != 0) {
         vl_fail(
             a, vl_error("invalid accelerator '%s' (use -accel help to list them)", name));
     }
@@ -480,6 +487,8 @@ static void vl_parse_d(const VlArg *a)
 /* First pass: options that decide how everything else is built. */
 static void vl_parse(void)
 {
+    GError *err = NULL;
+
     for (guint i = 0; i < cfg.args->len; i++) {
         const VlArg *a = &g_array_index(cfg.args, VlArg, i);
 
@@ -560,6 +569,21 @@ static void vl_parse(void)
             break;
         case OPT_LOADVM:
             cfg.loadvm = a->arg;
+            break;
+        case OPT_SANDBOX:
+            if (!sandbox_parse(a->arg, &err)) {
+                vl_fail(a, err);
+            }
+            break;
+        case OPT_RUNAS:
+            if (!os_set_runas(a->arg, &err)) {
+                vl_fail(a, err);
+            }
+            break;
+        case OPT_CHROOT:
+            if (!os_set_chroot(a->arg, &err)) {
+                vl_fail(a, err);
+            }
             break;
         default:
             break; /* handled in order by vl_setup */
@@ -964,6 +988,14 @@ static void vl_setup(void)
     }
     if (cfg.pidfile) {
         vl_write_pidfile();
+    }
+    /*
+     * Everything the VM needs is open now (drives, secrets, /dev/kvm, vCPU
+     * threads, listening sockets): drop privileges, then lock down the
+     * system calls (the filter forbids setuid and chroot, so this order).
+     */
+    if (!os_apply_runas_chroot(&err) || !sandbox_apply(&err)) {
+        vl_fail(NULL, err);
     }
 }
 

@@ -8,15 +8,80 @@
  *   fuzz-NAME [CORPUS_DIR|FILE]... [--iterations N] [--seed S] [--max-len N]
  *
  * FUZZ_ITERATIONS and FUZZ_SEED in the environment override the defaults.
+ * When an input crashes the target, it is written to crash-<target>-<pid> in
+ * FUZZ_CRASH_DIR (default: the current directory) so that it can be run
+ * again alone (fuzz-NAME crash-FILE --iterations 0) and added to the corpus.
  */
+#include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <glib.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
+void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
+
+/* The input being run, for the crash handler (written before each run). */
+static const uint8_t *volatile current_data;
+static volatile size_t current_len;
+static char crash_path[4096];
+
+/* Async-signal-safe: only open/write/close on prepared data. */
+static void save_current_input(void)
+{
+    const uint8_t *d = current_data;
+    size_t len = current_len;
+    int fd;
+
+    if (!d || !crash_path[0]) {
+        return;
+    }
+    fd = open(crash_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        return;
+    }
+    while (len > 0) {
+        ssize_t n = write(fd, d, len);
+        if (n <= 0) {
+            break;
+        }
+        d += n;
+        len -= n;
+    }
+    close(fd);
+    if (write(2, "replay: crashing input saved to ", 32) > 0 &&
+        write(2, crash_path, strlen(crash_path)) > 0) {
+        (void)!write(2, "\n", 1);
+    }
+}
+
+static void crash_signal(int sig)
+{
+    save_current_input();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_crash_handlers(const char *argv0)
+{
+    g_autofree char *base = g_path_get_basename(argv0);
+    const char *dir = g_getenv("FUZZ_CRASH_DIR");
+    static const int sigs[] = {SIGABRT, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP};
+
+    g_snprintf(crash_path, sizeof(crash_path), "%s/crash-%s-%d", dir ? dir : ".", base,
+               (int)getpid());
+    for (size_t i = 0; i < G_N_ELEMENTS(sigs); i++) {
+        signal(sigs[i], crash_signal);
+    }
+    /* ASan/UBSan reports end in _exit, not a signal. */
+    if (__sanitizer_set_death_callback) {
+        __sanitizer_set_death_callback(save_current_input);
+    }
+}
 
 static gint cmp_names(gconstpointer a, gconstpointer b)
 {
@@ -65,7 +130,10 @@ static void run_one(const uint8_t *data, size_t len)
     /* Give the target its own heap copy so that ASan sees over-reads. */
     uint8_t *copy = g_memdup2(data, len);
 
+    current_data = data;
+    current_len = len;
     LLVMFuzzerTestOneInput(copy ? copy : (const uint8_t *)"", len);
+    current_data = NULL;
     g_free(copy);
 }
 
@@ -165,6 +233,7 @@ int main(int argc, char **argv)
     const char *env;
     g_autoptr(GRand) rnd = NULL;
 
+    install_crash_handlers(argv[0]);
     if (LLVMFuzzerInitialize) {
         LLVMFuzzerInitialize(&argc, &argv);
     }

@@ -137,6 +137,25 @@ static void test_accel_kvm_without_kvm_support(void)
                     "tpmvm: -accel kvm: KVM support is not available in this build\n");
 }
 
+static void test_accel_falls_back_in_order(void)
+{
+    QTestState *qts;
+    g_autofree char *err = NULL;
+
+    if (binary_has_accel("kvm") && g_file_test("/dev/kvm", G_FILE_TEST_EXISTS)) {
+        g_test_skip("KVM works here: no fall-back happens");
+        return;
+    }
+    qts = qtest_init_without_qmp("-machine pc -m 16 -accel kvm -accel qtest");
+    /* the qtest accelerator took over: the machine answers */
+    qtest_writel(qts, 0x100, 0x1234);
+    g_assert_cmphex(qtest_readl(qts, 0x100), ==, 0x1234);
+    err = qtest_get_stderr(qts);
+    g_assert_true(g_str_has_prefix(err, "tpmvm: warning: -accel kvm: "));
+    g_assert_nonnull(strstr(err, "; trying the next accelerator\n"));
+    qtest_quit(qts);
+}
+
 static void test_version_and_help(void)
 {
     g_autofree char *out = NULL, *err = NULL;
@@ -169,6 +188,32 @@ static void test_version_and_help(void)
     g_free(g_steal_pointer(&out));
     g_assert_cmpint(qtest_run("-object help", &out, NULL), ==, 0);
     g_assert_nonnull(strstr(out, "secret"));
+}
+
+/* -object, -drive, -tpmdev reach their parts (not a fallback that says "not built") */
+static void test_objects_and_backends_reach_their_parts(void)
+{
+    g_autofree char *out = NULL, *err = NULL;
+
+    g_assert_cmpint(qtest_run("-object secret,id=s0,data=abc -machine none -accel qtest "
+                              "-device nosuch",
+                              NULL, &err),
+                    ==, 1);
+    /* the secret part may warn about data=; the failure is the device's */
+    g_assert_true(g_str_has_suffix(err, "tpmvm: -device nosuch: 'nosuch' is not a valid "
+                                        "device model name (see -device help)\n"));
+    g_assert_null(strstr(err, "not built yet"));
+    g_free(g_steal_pointer(&err));
+    g_assert_cmpint(qtest_run("-machine none -accel qtest -drive "
+                              "if=none,id=d0,file=/nonexistent-dir/x.qcow2,format=qcow2",
+                              NULL, &err),
+                    ==, 1);
+    g_assert_true(g_str_has_prefix(err, "tpmvm: -drive if=none,id=d0,"));
+    g_assert_true(g_str_has_suffix(err, ": No such file or directory\n"));
+    g_free(g_steal_pointer(&err));
+    g_assert_cmpint(qtest_run("-tpmdev help", &out, &err), ==, 0);
+    g_assert_cmpstr(err, ==, "");
+    g_assert_cmpstr(out, !=, "");
 }
 
 static void test_sigterm_exits_cleanly(void)
@@ -289,7 +334,10 @@ int main(int argc, char **argv)
                     test_errors_are_exact_and_exit_1);
     g_test_add_func("/cmdline/accel/kvm-without-kvm-support-is-refused",
                     test_accel_kvm_without_kvm_support);
+    g_test_add_func("/cmdline/accel/falls-back-in-order", test_accel_falls_back_in_order);
     g_test_add_func("/cmdline/help/version-and-lists-exit-0", test_version_and_help);
+    g_test_add_func("/cmdline/objects/secret-drive-and-tpmdev-reach-their-parts",
+                    test_objects_and_backends_reach_their_parts);
     g_test_add_func("/cmdline/signal/sigterm-exits-cleanly", test_sigterm_exits_cleanly);
     g_test_add_func("/cmdline/logging/trace-and-qtest-log-files",
                     test_trace_and_qtest_log_files);

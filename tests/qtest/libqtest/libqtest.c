@@ -64,11 +64,12 @@ static void qtest_kill_all(void)
     }
 }
 
-static void qtest_sigabrt(int sig)
+/* g_assert aborts (SIGABRT), g_error traps (SIGTRAP): either way, no orphans. */
+static void qtest_fatal_signal(int sig)
 {
     qtest_kill_all();
-    signal(SIGABRT, SIG_DFL);
-    raise(SIGABRT);
+    signal(sig, SIG_DFL);
+    raise(sig);
 }
 
 static void qtest_install_cleanup(void)
@@ -78,7 +79,8 @@ static void qtest_install_cleanup(void)
     }
     cleanup_installed = true;
     atexit(qtest_kill_all);
-    signal(SIGABRT, qtest_sigabrt);
+    signal(SIGABRT, qtest_fatal_signal);
+    signal(SIGTRAP, qtest_fatal_signal);
     /* a peer that went away must not kill the test with SIGPIPE */
     signal(SIGPIPE, SIG_IGN);
 }
@@ -171,6 +173,7 @@ static pid_t qtest_spawn(char **argv, const char *out_path, const char *err_path
         dup2(err, STDERR_FILENO);
         signal(SIGPIPE, SIG_DFL);
         signal(SIGABRT, SIG_DFL);
+        signal(SIGTRAP, SIG_DFL);
         execv(argv[0], argv);
         dprintf(STDERR_FILENO, "libqtest: cannot run %s: %s\n", argv[0],
                 g_strerror(errno));

@@ -45,6 +45,13 @@ static void test_query_tpm(void)
     /* Every registered backend type, sorted; the test backend is one of them. */
     g_assert_nonnull(strstr(types, "\"test\""));
     g_assert_true(types[0] == '[');
+    /* The queries take no arguments; an unknown one is refused. */
+    {
+        JsonObject *rsp =
+            qtest_qmp(qts, "{'execute': 'query-tpm', 'arguments': {'x': 1}}");
+        g_assert_true(json_object_has_member(rsp, "error"));
+        json_object_unref(rsp);
+    }
     qtest_quit(qts);
 }
 

@@ -127,9 +127,11 @@ static void test_pbkdf2_calibration_hits_iter_time(void)
     ms = thread_cpu_ms() - start;
     g_test_message("%u iterations took %.2f ms of CPU (target 10 ms)", iters, ms);
     if (iters > 1000) {
-        /* Loose: CPU frequency and cache state vary between runs. */
-        g_assert_cmpfloat(ms, >, 2.5);
-        g_assert_cmpfloat(ms, <, 40.0);
+        /* Loose: CPU frequency, cache state and a loaded host (CI runs
+         * two builds on two cores) vary between runs; an order of magnitude
+         * off would still fail. */
+        g_assert_cmpfloat(ms, >, 1.0);
+        g_assert_cmpfloat(ms, <, 100.0);
     }
 }
 

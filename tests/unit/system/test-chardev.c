@@ -162,6 +162,36 @@ static void test_client_connects_and_reports_open_late(void)
     g_string_free(fe.in, TRUE);
 }
 
+static void test_client_reconnects_after_peer_leaves(void)
+{
+    g_autofree char *path = tmp_path("rec.sock");
+    g_autofree char *opts = g_strdup_printf("socket,id=rec,path=%s,reconnect=1", path);
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    Frontend fe = {g_string_new(NULL), 0, 0};
+    int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0), conn = -1;
+    Chardev *chr;
+
+    strcpy(addr.sun_path, path);
+    g_assert_cmpint(bind(lfd, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
+    g_assert_cmpint(listen(lfd, 1), ==, 0);
+    chr = chardev_new_from_string(opts, NULL);
+    g_assert_nonnull(chr);
+    g_assert_true(chardev_set_handlers(chr, fe_read, fe_event, &fe, NULL));
+    WAIT_FOR((conn = accept(lfd, NULL, NULL)) >= 0);
+    g_assert_cmpint(fe.opened, ==, 1);
+    close(conn);
+    WAIT_FOR(fe.closed == 1);
+    /* about a second later it is back */
+    WAIT_FOR((conn = accept(lfd, NULL, NULL)) >= 0);
+    WAIT_FOR(fe.opened == 2);
+    g_assert_cmpint(write(conn, "again", 5), ==, 5);
+    WAIT_FOR(fe.in->len == 5);
+    chardev_set_handlers(chr, NULL, NULL, NULL, NULL);
+    close(conn);
+    close(lfd);
+    g_string_free(fe.in, TRUE);
+}
+
 static gpointer writer_thread(gpointer data)
 {
     for (int i = 0; i < 1000; i++) {
@@ -338,6 +368,8 @@ int main(int argc, char **argv)
                     test_server_serves_one_client_after_another);
     g_test_add_func("/chardev/socket/client-hears-open-when-frontend-attaches-late",
                     test_client_connects_and_reports_open_late);
+    g_test_add_func("/chardev/socket/client-reconnects-after-peer-leaves",
+                    test_client_reconnects_after_peer_leaves);
     g_test_add_func("/chardev/socket/writes-from-threads-are-not-interleaved",
                     test_writes_from_threads_are_not_interleaved);
     g_test_add_func("/chardev/socket/tcp-client-on-loopback",

@@ -1,0 +1,1274 @@
+/*
+ * tpmvm-img: create, inspect, check, snapshot, convert, amend and resize
+ * disk images. Command syntax, output texts and exit codes follow qemu-img
+ * 7.2, so scripts written for one work with the other.
+ */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "block/block_int.h"
+#include "config-host.h"
+#include "crypto/secret.h"
+#include "img-json.h"
+#include "util/error.h"
+#include "util/log.h"
+
+#define PROG "tpmvm-img"
+
+enum {
+    OPT_OBJECT = 256,
+    OPT_IMAGE_OPTS,
+    OPT_TARGET_IMAGE_OPTS,
+    OPT_OUTPUT,
+    OPT_SHRINK,
+    OPT_FORCE,
+    OPT_PREALLOCATION,
+};
+
+/* Options shared by most commands. */
+typedef struct ImgCommon {
+    const char *fmt;
+    bool image_opts;
+    bool force_share;
+    bool quiet;
+    const char *output;
+} ImgCommon;
+
+static void G_GNUC_PRINTF(1, 2) img_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    fprintf(stderr, PROG ": ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+}
+
+static bool img_add_object(const char *arg)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(KeyVal) kv = keyval_parse(arg, "qom-type", &err);
+    const char *type;
+
+    if (!kv) {
+        img_error("%s", err->message);
+        return false;
+    }
+    type = keyval_get(kv, "qom-type");
+    if (!type || strcmp(type, "secret") != 0) {
+        img_error("Invalid object type '%s' (only 'secret' is supported)",
+                  type ? type : "");
+        return false;
+    }
+    if (!secret_create(kv, &err)) {
+        img_error("%s", err->message);
+        return false;
+    }
+    return true;
+}
+
+/* Human size as qemu-img prints it: three significant digits, binary units. */
+static char *size_to_str(uint64_t val)
+{
+    static const char *const suffixes[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    int i;
+    uint64_t div;
+
+    frexp(val / (1000.0 / 1024.0), &i);
+    i = (i - 1) / 10;
+    div = 1ull << (i * 10);
+    return g_strdup_printf("%0.3g %s", (double)val / div, suffixes[i]);
+}
+
+static BlockDriverState *img_open(const char *filename, const ImgCommon *c, int flags,
+                                  GError **errp)
+{
+    g_autoptr(KeyVal) kv = NULL;
+
+    if (c->force_share) {
+        if (flags & BDRV_O_RDWR) {
+            g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
+                        "force-share=on can only be used with read-only images");
+            return NULL;
+        }
+        flags |= BDRV_O_FORCE_SHARE;
+    }
+    if (c->image_opts) {
+        if (c->fmt) {
+            g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
+                        "--image-opts and --format are mutually exclusive");
+            return NULL;
+        }
+        kv = keyval_parse(filename, NULL, errp);
+        if (!kv) {
+            return NULL;
+        }
+        return bdrv_open(NULL, kv, flags, errp);
+    }
+    kv = keyval_new();
+    if (c->fmt) {
+        keyval_set(kv, "driver", c->fmt);
+    }
+    return bdrv_open(filename, kv, flags, errp);
+}
+
+/* Parse the options every command accepts; returns the option or -1/'?' */
+static const struct option common_long_opts[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"object", required_argument, NULL, OPT_OBJECT},
+    {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
+    {"target-image-opts", no_argument, NULL, OPT_TARGET_IMAGE_OPTS},
+    {"output", required_argument, NULL, OPT_OUTPUT},
+    {"force-share", no_argument, NULL, 'U'},
+    {"shrink", no_argument, NULL, OPT_SHRINK},
+    {"force", no_argument, NULL, OPT_FORCE},
+    {"preallocation", required_argument, NULL, OPT_PREALLOCATION},
+    {"format", required_argument, NULL, 'f'},
+    {NULL, 0, NULL, 0},
+};
+
+static void usage(void)
+{
+    printf(
+        "usage: " PROG " [standard options] command [command options]\n"
+        "tpmvm disk image utility (command syntax and output as qemu-img)\n"
+        "\n"
+        "Command syntax:\n"
+        "  amend [--object objectdef] [--image-opts] [-q] [-f fmt] -o options filename\n"
+        "  check [--object objectdef] [--image-opts] [-q] [-f fmt] [--output=ofmt] "
+        "[-r [leaks | all]] [-U] filename\n"
+        "  convert [--object objectdef] [--image-opts] [-U] [-c] [-p] [-q] [-f fmt] "
+        "[-O output_fmt] [-o options] filename output_filename\n"
+        "  create [--object objectdef] [-q] [-f fmt] [-o options] filename [size]\n"
+        "  info [--object objectdef] [--image-opts] [-f fmt] [--output=ofmt] [-U] "
+        "filename\n"
+        "  resize [--object objectdef] [--image-opts] [-f fmt] [-q] [--shrink] filename "
+        "[+ | -]size\n"
+        "  snapshot [--object objectdef] [--image-opts] [-U] [-q] [-l | -a snapshot | "
+        "-c snapshot | -d snapshot] filename\n"
+        "\n"
+        "Supported formats: raw qcow2\n");
+}
+
+static bool add_o_option(GString **opts, const char *arg)
+{
+    if (!*opts) {
+        *opts = g_string_new(arg);
+    } else {
+        g_string_append_printf(*opts, ",%s", arg);
+    }
+    return true;
+}
+
+static bool output_is_json(const ImgCommon *c, bool *json)
+{
+    if (!c->output || !strcmp(c->output, "human")) {
+        *json = false;
+        return true;
+    }
+    if (!strcmp(c->output, "json")) {
+        *json = true;
+        return true;
+    }
+    img_error("--output must be used with human or json as argument.");
+    return false;
+}
+
+/* ---- create --------------------------------------------------------------- */
+
+static void print_create_help(const char *fmt)
+{
+    if (!strcmp(fmt, "qcow2")) {
+        printf(
+            "Supported qcow2 options:\n"
+            "  cluster_size=<size>    - qcow2 cluster size (512 .. 2M, default 64k)\n"
+            "  compat=<str>           - Compatibility level (v2 [0.10] or v3 [1.1])\n"
+            "  encrypt.format=<str>   - Encrypt the image, format choices: 'luks'\n"
+            "  encrypt.key-secret=<str> - ID of secret providing qcow2 AES key or LUKS "
+            "passphrase\n"
+            "  encrypt.iter-time=<num> - Time to spend in PBKDF in milliseconds\n"
+            "  encrypt.cipher-alg=<str> - Name of encryption cipher algorithm\n"
+            "  encrypt.hash-alg=<str> - Name of encryption hash algorithm\n"
+            "  refcount_bits=<num>    - Width of a reference count entry in bits\n"
+            "  size=<size>            - Virtual disk size\n");
+    } else {
+        printf("Supported %s options:\n"
+               "  size=<size>            - Virtual disk size\n",
+               fmt);
+    }
+}
+
+static char *create_summary(const char *fmt, uint64_t size, KeyVal *kv)
+{
+    static const char *const enc_keys[] = {
+        "encrypt.format",      "encrypt.key-secret", "encrypt.cipher-alg",
+        "encrypt.cipher-mode", "encrypt.ivgen-alg",  "encrypt.ivgen-hash-alg",
+        "encrypt.hash-alg",    "encrypt.iter-time",  NULL,
+    };
+    GString *s = g_string_new(NULL);
+    const char *v;
+
+    if (strcmp(fmt, "qcow2") != 0) {
+        g_string_append_printf(s, "size=%" G_GUINT64_FORMAT, size);
+        return g_string_free(s, FALSE);
+    }
+    for (int i = 0; enc_keys[i]; i++) {
+        if (keyval_has(kv, enc_keys[i])) {
+            g_string_append_printf(s, "%s=%s ", enc_keys[i], keyval_get(kv, enc_keys[i]));
+        }
+    }
+    v = keyval_has(kv, "cluster_size") ? keyval_get(kv, "cluster_size") : NULL;
+    if (v) {
+        uint64_t cs;
+        if (parse_size(v, 0, &cs, NULL)) {
+            g_string_append_printf(s, "cluster_size=%" G_GUINT64_FORMAT " ", cs);
+        } else {
+            g_string_append_printf(s, "cluster_size=%s ", v);
+        }
+    } else {
+        g_string_append(s, "cluster_size=65536 ");
+    }
+    g_string_append_printf(
+        s, "extended_l2=off compression_type=zlib size=%" G_GUINT64_FORMAT, size);
+    if (keyval_has(kv, "compat")) {
+        g_string_append_printf(s, " compat=%s", keyval_get(kv, "compat"));
+    }
+    g_string_append_printf(
+        s, " lazy_refcounts=off refcount_bits=%s",
+        keyval_has(kv, "refcount_bits") ? keyval_get(kv, "refcount_bits") : "16");
+    return g_string_free(s, FALSE);
+}
+
+static bool parse_image_size(const char *str, uint64_t *size)
+{
+    if (str[0] == '-' || !parse_size(str, 0, size, NULL) || *size > INT64_MAX) {
+        img_error("Invalid image size specified. Must be between 0 and "
+                  "9223372036854775807.");
+        return false;
+    }
+    return true;
+}
+
+static int img_create(int argc, char **argv)
+{
+    ImgCommon c = {.fmt = "raw"};
+    g_autoptr(GString) o = NULL;
+    g_autoptr(KeyVal) kv = NULL;
+    g_autoptr(GError) err = NULL;
+    g_autofree char *summary = NULL;
+    const char *filename;
+    uint64_t size = 0;
+    bool have_size = false;
+    int ch;
+
+    while ((ch = getopt_long(argc, argv, ":f:o:qhF:b:u", common_long_opts, NULL)) != -1) {
+        switch (ch) {
+        case 'f':
+            c.fmt = optarg;
+            break;
+        case 'o':
+            add_o_option(&o, optarg);
+            break;
+        case 'q':
+            c.quiet = true;
+            break;
+        case OPT_OBJECT:
+            if (!img_add_object(optarg)) {
+                return 1;
+            }
+            break;
+        case 'b':
+        case 'F':
+            img_error("Backing files are not supported");
+            return 1;
+        case 'h':
+            usage();
+            return 0;
+        default:
+            img_error("Invalid option or missing argument (try '" PROG " --help')");
+            return 1;
+        }
+    }
+    if (optind >= argc) {
+        img_error("Expecting image file name");
+        return 1;
+    }
+    filename = argv[optind++];
+    kv = keyval_parse(o ? o->str : "", NULL, &err);
+    if (!kv) {
+        img_error("Invalid options for file format '%s': %s", c.fmt, err->message);
+        return 1;
+    }
+    if (keyval_wants_help(kv)) {
+        print_create_help(c.fmt);
+        return 0;
+    }
+    if (optind < argc) {
+        if (!parse_image_size(argv[optind++], &size)) {
+            return 1;
+        }
+        have_size = true;
+    } else if (keyval_has(kv, "size")) {
+        if (!parse_image_size(keyval_get(kv, "size"), &size)) {
+            return 1;
+        }
+        have_size = true;
+    }
+    keyval_get(kv, "size");
+    if (optind != argc) {
+        img_error("Unexpected argument: %s", argv[optind]);
+        return 1;
+    }
+    if (!have_size) {
+        img_error("Image creation needs a size parameter");
+        return 1;
+    }
+    if (!bdrv_find_format(c.fmt) || !strcmp(c.fmt, "blkcrash")) {
+        img_error("Unknown file format '%s'", c.fmt);
+        return 1;
+    }
+    summary = create_summary(c.fmt, size, kv);
+    if (!c.quiet) {
+        printf("Formatting '%s', fmt=%s %s\n", filename, c.fmt, summary);
+        fflush(stdout);
+    }
+    if (!bdrv_create(c.fmt, filename, size, kv, &err)) {
+        img_error("%s: %s", filename, err->message);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- info ----------------------------------------------------------------- */
+
+static JVal *luks_info_json(const LuksInfo *li)
+{
+    JVal *e = jv_obj(), *slots = jv_arr();
+
+    jv_obj_add(e, "ivgen-alg", jv_str(li->ivgen_alg));
+    jv_obj_add(e, "hash-alg", jv_str(li->hash_alg));
+    jv_obj_add(e, "cipher-alg", jv_str(li->cipher_alg));
+    jv_obj_add(e, "uuid", jv_str(li->uuid));
+    jv_obj_add(e, "format", jv_str("luks"));
+    jv_obj_add(e, "cipher-mode", jv_str(li->cipher_mode));
+    for (int i = 0; i < 8; i++) {
+        JVal *sl = jv_obj();
+        jv_obj_add(sl, "active", jv_bool(li->slots[i].active));
+        if (li->slots[i].active) {
+            jv_obj_add(sl, "iters", jv_int(li->slots[i].iters));
+            jv_obj_add(sl, "stripes", jv_int(li->slots[i].stripes));
+        }
+        jv_obj_add(sl, "key-offset", jv_int(li->slots[i].key_offset));
+        jv_arr_add(slots, sl);
+    }
+    jv_obj_add(e, "slots", slots);
+    jv_obj_add(e, "payload-offset", jv_int(li->payload_offset));
+    jv_obj_add(e, "master-key-iters", jv_int(li->master_key_iters));
+    return e;
+}
+
+static JVal *format_specific_json(const BlockDriverInfo *bdi)
+{
+    JVal *data = jv_obj();
+
+    jv_obj_add(data, "compat", jv_str(bdi->qcow2_version >= 3 ? "1.1" : "0.10"));
+    jv_obj_add(data, "compression-type", jv_str(bdi->compression_type));
+    jv_obj_add(data, "refcount-bits", jv_int(bdi->refcount_bits));
+    if (bdi->qcow2_version >= 3) {
+        jv_obj_add(data, "lazy-refcounts", jv_bool(bdi->lazy_refcounts));
+        jv_obj_add(data, "corrupt", jv_bool(bdi->corrupt));
+        jv_obj_add(data, "extended-l2", jv_bool(bdi->extended_l2));
+    }
+    if (bdi->encrypt_format && !strcmp(bdi->encrypt_format, "aes")) {
+        JVal *e = jv_obj();
+        jv_obj_add(e, "format", jv_str("aes"));
+        jv_obj_add(data, "encrypt", e);
+    } else if (bdi->has_luks_info) {
+        jv_obj_add(data, "encrypt", luks_info_json(&bdi->luks));
+    }
+    return data;
+}
+
+static char *snapshot_date(uint32_t sec)
+{
+    time_t t = sec;
+    struct tm tm;
+    char buf[64];
+
+    localtime_r(&t, &tm);
+    strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+    return g_strdup(buf);
+}
+
+static void print_snapshot_table(GString *out, BlockSnapshotInfo *list, int n)
+{
+    g_string_append_printf(out, "%-10s%-17s%8s%20s%13s%11s\n", "ID", "TAG", "VM SIZE",
+                           "DATE", "VM CLOCK", "ICOUNT");
+    for (int i = 0; i < n; i++) {
+        BlockSnapshotInfo *sn = &list[i];
+        g_autofree char *size = size_to_str(sn->vm_state_size);
+        g_autofree char *date = snapshot_date(sn->date_sec);
+        uint64_t secs = sn->vm_clock_nsec / 1000000000ull;
+        g_autofree char *clock = g_strdup_printf(
+            "%02d:%02d:%02d.%03d", (int)(secs / 3600), (int)((secs / 60) % 60),
+            (int)(secs % 60), (int)((sn->vm_clock_nsec / 1000000) % 1000));
+        g_autofree char *icount = sn->icount == -1
+                                      ? g_strdup("")
+                                      : g_strdup_printf("%" G_GINT64_FORMAT, sn->icount);
+        g_string_append_printf(out, "%-9s %-16s %8s%20s%13s%11s\n", sn->id_str, sn->name,
+                               size, date, clock, icount);
+    }
+}
+
+static void snapshot_list_free(BlockSnapshotInfo *list, int n)
+{
+    for (int i = 0; i < n; i++) {
+        block_snapshot_info_clear(&list[i]);
+    }
+    g_free(list);
+}
+
+static int img_info(int argc, char **argv)
+{
+    ImgCommon c = {0};
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GString) out = g_string_new(NULL);
+    BlockDriverInfo bdi;
+    BlockSnapshotInfo *snaps = NULL;
+    BlockDriverState *bs;
+    const char *filename;
+    int64_t size, actual;
+    int nsnaps, ch;
+    bool json;
+    JVal *root;
+
+    while ((ch = getopt_long(argc, argv, ":f:hU", common_long_opts, NULL)) != -1) {
+        switch (ch) {
+        case 'f':
+            c.fmt = optarg;
+            break;
+        case 'U':
+            c.force_share = true;
+            break;
+        case OPT_OUTPUT:
+            c.output = optarg;
+            break;
+        case OPT_IMAGE_OPTS:
+            c.image_opts = true;
+            break;
+        case OPT_OBJECT:
+            if (!img_add_object(optarg)) {
+                return 1;
+            }
+            break;
+        case 'h':
+            usage();
+            return 0;
+        default:
+            img_error("Invalid option or missing argument (try '" PROG " --help')");
+            return 1;
+        }
+    }
+    if (optind != argc - 1) {
+        img_error("Expecting one image file name");
+        return 1;
+    }
+    if (!output_is_json(&c, &json)) {
+        return 1;
+    }
+    filename = argv[optind];
+    bs = img_open(filename, &c, BDRV_O_NO_IO, &err);
+    if (!bs) {
+        img_error("%s", err->message);
+        return 1;
+    }
+    if (!bdrv_get_info(bs, &bdi, &err)) {
+        img_error("%s", err->message);
+        bdrv_close(bs);
+        return 1;
+    }
+    size = bdrv_getlength(bs);
+    actual = bdrv_get_allocated_size(bs);
+    nsnaps = bdrv_snapshot_list(bs, &snaps);
+    if (c.image_opts) {
+        filename = bdrv_get_filename(bs);
+    }
+
+    root = jv_obj();
+    if (nsnaps > 0) {
+        JVal *arr = jv_arr();
+        for (int i = 0; i < nsnaps; i++) {
+            JVal *o = jv_obj();
+            if (snaps[i].icount != -1) {
+                jv_obj_add(o, "icount", jv_int(snaps[i].icount));
+            }
+            jv_obj_add(o, "vm-clock-nsec",
+                       jv_int(snaps[i].vm_clock_nsec % 1000000000ull));
+            jv_obj_add(o, "name", jv_str(snaps[i].name));
+            jv_obj_add(o, "date-sec", jv_int(snaps[i].date_sec));
+            jv_obj_add(o, "date-nsec", jv_int(snaps[i].date_nsec));
+            jv_obj_add(o, "vm-clock-sec", jv_int(snaps[i].vm_clock_nsec / 1000000000ull));
+            jv_obj_add(o, "id", jv_str(snaps[i].id_str));
+            jv_obj_add(o, "vm-state-size", jv_int(snaps[i].vm_state_size));
+            jv_arr_add(arr, o);
+        }
+        jv_obj_add(root, "snapshots", arr);
+    }
+    jv_obj_add(root, "virtual-size", jv_int(size));
+    jv_obj_add(root, "filename", jv_str(filename));
+    if (bdi.cluster_size) {
+        jv_obj_add(root, "cluster-size", jv_int(bdi.cluster_size));
+    }
+    jv_obj_add(root, "format", jv_str(bdrv_get_format_name(bs)));
+    if (actual >= 0) {
+        jv_obj_add(root, "actual-size", jv_int(actual));
+    }
+    if (bdi.is_qcow2) {
+        JVal *fs = jv_obj();
+        jv_obj_add(fs, "type", jv_str("qcow2"));
+        jv_obj_add(fs, "data", format_specific_json(&bdi));
+        jv_obj_add(root, "format-specific", fs);
+    }
+    if (bdi.encrypted) {
+        jv_obj_add(root, "encrypted", jv_bool(true));
+    }
+    jv_obj_add(root, "dirty-flag", jv_bool(bdi.dirty));
+
+    if (json) {
+        jv_print_json(out, root);
+        g_string_append_c(out, '\n');
+    } else {
+        g_autofree char *vs = size_to_str(size);
+        g_string_append_printf(out, "image: %s\nfile format: %s\n", filename,
+                               bdrv_get_format_name(bs));
+        g_string_append_printf(out, "virtual size: %s (%" G_GINT64_FORMAT " bytes)\n", vs,
+                               size);
+        if (actual >= 0) {
+            g_autofree char *ds = size_to_str(actual);
+            g_string_append_printf(out, "disk size: %s\n", ds);
+        } else {
+            g_string_append(out, "disk size: unavailable\n");
+        }
+        if (bdi.encrypted) {
+            g_string_append(out, "encrypted: yes\n");
+        }
+        if (bdi.cluster_size) {
+            g_string_append_printf(out, "cluster_size: %" G_GUINT64_FORMAT "\n",
+                                   bdi.cluster_size);
+        }
+        if (bdi.dirty) {
+            g_string_append(out, "cleanly shut down: no\n");
+        }
+        if (nsnaps > 0) {
+            g_string_append(out, "Snapshot list:\n");
+            print_snapshot_table(out, snaps, nsnaps);
+        }
+        if (bdi.is_qcow2) {
+            JVal *data = format_specific_json(&bdi);
+            g_string_append(out, "Format specific information:\n");
+            jv_print_human(out, data, 1);
+            jv_free(data);
+        }
+    }
+    fputs(out->str, stdout);
+    jv_free(root);
+    snapshot_list_free(snaps, nsnaps);
+    bdrv_close(bs);
+    return 0;
+}
+
+/* ---- check ---------------------------------------------------------------- */
+
+static int img_check(int argc, char **argv)
+{
+    ImgCommon c = {0};
+    g_autoptr(GError) err = NULL;
+    BdrvCheckResult res;
+    BdrvCheckMode fix = BDRV_FIX_NONE;
+    BlockDriverState *bs;
+    const char *filename;
+    int ch, flags = BDRV_O_CHECK;
+    bool json;
+
+    while ((ch = getopt_long(argc, argv, ":f:hqr:T:U", common_long_opts, NULL)) != -1) {
+        switch (ch) {
+        case 'f':
+            c.fmt = optarg;
+            break;
+        case 'q':
+            c.quiet = true;
+            break;
+        case 'r':
+            if (!strcmp(optarg, "leaks")) {
+                fix = BDRV_FIX_LEAKS;
+            } else if (!strcmp(optarg, "all")) {
+                fix = BDRV_FIX_LEAKS | BDRV_FIX_ERRORS;
+            } else {
+                img_error("Unknown option value for -r (expecting 'leaks' or 'all'): %s",
+                          optarg);
+                return 1;
+            }
+            flags |= BDRV_O_RDWR;
+            break;
+        case 'T':
+            break;
+        case 'U':
+            c.force_share = true;
+            break;
+        case OPT_OUTPUT:
+            c.output = optarg;
+            break;
+        case OPT_IMAGE_OPTS:
+            c.image_opts = true;
+            break;
+        case OPT_OBJECT:
+            if (!img_add_object(optarg)) {
+                return 1;
+            }
+            break;
+        case 'h':
+            usage();
+            return 0;
+        default:
+            img_error("Invalid option or missing argument (try '" PROG " --help')");
+            return 1;
+        }
+    }
+    if (optind != argc - 1) {
+        img_error("Expecting one image file name");
+        return 1;
+    }
+    if (!output_is_json(&c, &json)) {
+        return 1;
+    }
+    filename = argv[optind];
+    bs = img_open(filename, &c, flags, &err);
+    if (!bs) {
+        img_error("%s", err->message);
+        return 1;
+    }
+    if (c.image_opts) {
+        filename = bdrv_get_filename(bs);
+    }
+    if (!bdrv_can_check(bs)) {
+        if (!c.quiet) {
+            img_error("This image format does not support checks");
+        }
+        bdrv_close(bs);
+        return 63;
+    }
+    if (!bdrv_check(bs, &res, fix, &err)) {
+        img_error("Check failed: %s", err->message);
+        bdrv_close(bs);
+        return 1;
+    }
+    if (res.corruptions_fixed || res.leaks_fixed) {
+        int64_t lf = res.leaks_fixed, cf = res.corruptions_fixed;
+        if (!json && !c.quiet) {
+            printf("The following inconsistencies were found and repaired:\n\n"
+                   "    %" G_GINT64_FORMAT " leaked clusters\n"
+                   "    %" G_GINT64_FORMAT " corruptions\n\n"
+                   "Double checking the fixed image now...\n",
+                   lf, cf);
+            fflush(stdout);
+        }
+        g_clear_error(&err);
+        if (!bdrv_check(bs, &res, BDRV_FIX_NONE, &err)) {
+            img_error("Check failed: %s", err->message);
+            bdrv_close(bs);
+            return 1;
+        }
+        res.leaks_fixed = lf;
+        res.corruptions_fixed = cf;
+    }
+    if (c.quiet) {
+        /* nothing */
+    } else if (json) {
+        g_autoptr(GString) out = g_string_new(NULL);
+        JVal *o = jv_obj();
+        if (res.image_end_offset) {
+            jv_obj_add(o, "image-end-offset", jv_int(res.image_end_offset));
+        }
+        if (res.total_clusters) {
+            jv_obj_add(o, "total-clusters", jv_int(res.total_clusters));
+        }
+        if (res.allocated_clusters) {
+            jv_obj_add(o, "allocated-clusters", jv_int(res.allocated_clusters));
+        }
+        if (res.fragmented_clusters) {
+            jv_obj_add(o, "fragmented-clusters", jv_int(res.fragmented_clusters));
+        }
+        if (res.compressed_clusters) {
+            jv_obj_add(o, "compressed-clusters", jv_int(res.compressed_clusters));
+        }
+        jv_obj_add(o, "check-errors", jv_int(res.check_errors));
+        if (res.corruptions) {
+            jv_obj_add(o, "corruptions", jv_int(res.corruptions));
+        }
+        if (res.leaks) {
+            jv_obj_add(o, "leaks", jv_int(res.leaks));
+        }
+        if (res.corruptions_fixed) {
+            jv_obj_add(o, "corruptions-fixed", jv_int(res.corruptions_fixed));
+        }
+        if (res.leaks_fixed) {
+            jv_obj_add(o, "leaks-fixed", jv_int(res.leaks_fixed));
+        }
+        jv_obj_add(o, "filename", jv_str(filename));
+        jv_obj_add(o, "format", jv_str(bdrv_get_format_name(bs)));
+        jv_print_json(out, o);
+        printf("%s\n", out->str);
+        jv_free(o);
+    } else {
+        if (!res.corruptions && !res.leaks && !res.check_errors) {
+            printf("No errors were found on the image.\n");
+        } else {
+            if (res.corruptions) {
+                printf(
+                    "\n%" G_GINT64_FORMAT " errors were found on the image.\n"
+                    "Data may be corrupted, or further writes to the image may corrupt "
+                    "it.\n",
+                    res.corruptions);
+            }
+            if (res.leaks) {
+                printf("\n%" G_GINT64_FORMAT " leaked clusters were found on the image.\n"
+                       "This means waste of disk space, but no harm to data.\n",
+                       res.leaks);
+            }
+            if (res.check_errors) {
+                printf("\n%" G_GINT64_FORMAT " internal errors have occurred during the "
+                       "check.\n",
+                       res.check_errors);
+            }
+        }
+        if (res.total_clusters && res.allocated_clusters) {
+            printf("%" G_GINT64_FORMAT "/%" G_GINT64_FORMAT
+                   " = %0.2f%% allocated, %0.2f%% "
+                   "fragmented, %0.2f%% compressed clusters\n",
+                   res.allocated_clusters, res.total_clusters,
+                   res.allocated_clusters * 100.0 / res.total_clusters,
+                   res.fragmented_clusters * 100.0 / res.allocated_clusters,
+                   res.compressed_clusters * 100.0 / res.allocated_clusters);
+        }
+        if (res.image_end_offset) {
+            printf("Image end offset: %" G_GINT64_FORMAT "\n", res.image_end_offset);
+        }
+    }
+    bdrv_close(bs);
+    if (res.check_errors) {
+        return 1;
+    }
+    if (res.corruptions) {
+        return 2;
+    }
+    if (res.leaks) {
+        return 3;
+    }
+    return 0;
+}
+
+/* ---- snapshot ------------------------------------------------------------- */
+
+static int img_snapshot(int argc, char **argv)
+{
+    ImgCommon c = {0};
+    g_autoptr(GError) err = NULL;
+    BlockDriverState *bs;
+    const char *name = NULL;
+    int action = 0, ch, ret = 0;
+
+    while ((ch = getopt_long(argc, argv, ":la:c:d:f:hqU", common_long_opts, NULL)) !=
+           -1) {
+        switch (ch) {
+        case 'l':
+        case 'a':
+        case 'c':
+        case 'd':
+            if (action) {
+                img_error("Cannot mix '-l', '-a', '-c', '-d'");
+                return 1;
+            }
+            action = ch;
+            name = optarg;
+            break;
+        case 'f':
+            c.fmt = optarg;
+            break;
+        case 'q':
+            c.quiet = true;
+            break;
+        case 'U':
+            c.force_share = true;
+            break;
+        case OPT_IMAGE_OPTS:
+            c.image_opts = true;
+            break;
+        case OPT_OBJECT:
+            if (!img_add_object(optarg)) {
+                return 1;
+            }
+            break;
+        case 'h':
+            usage();
+            return 0;
+        default:
+            img_error("Invalid option or missing argument (try '" PROG " --help')");
+            return 1;
+        }
+    }
+    if (optind != argc - 1) {
+        img_error("Expecting one image file name");
+        return 1;
+    }
+    if (!action) {
+        action = 'l';
+    }
+    bs = img_open(argv[optind], &c, action == 'l' ? 0 : BDRV_O_RDWR, &err);
+    if (!bs) {
+        img_error("%s", err->message);
+        return 1;
+    }
+    switch (action) {
+    case 'l': {
+        BlockSnapshotInfo *list;
+        int n = bdrv_snapshot_list(bs, &list);
+        if (n > 0) {
+            g_autoptr(GString) out = g_string_new("Snapshot list:\n");
+            print_snapshot_table(out, list, n);
+            fputs(out->str, stdout);
+        }
+        snapshot_list_free(list, n);
+        break;
+    }
+    case 'c': {
+        BlockSnapshotInfo sn = {0};
+        gint64 now = g_get_real_time();
+        sn.name = g_strdup(name);
+        sn.date_sec = now / G_USEC_PER_SEC;
+        sn.date_nsec = (now % G_USEC_PER_SEC) * 1000;
+        sn.icount = 0;
+        if (!bdrv_snapshot_create(bs, &sn, &err)) {
+            img_error("Could not create snapshot '%s': %s", name, err->message);
+            ret = 1;
+        }
+        block_snapshot_info_clear(&sn);
+        break;
+    }
+    case 'a':
+        if (!bdrv_snapshot_goto(bs, name, &err)) {
+            img_error("Could not apply snapshot '%s': %s", name, err->message);
+            ret = 1;
+        }
+        break;
+    case 'd':
+        if (!bdrv_snapshot_delete(bs, NULL, name, &err)) {
+            img_error("Could not delete snapshot '%s': %s", name, err->message);
+            ret = 1;
+        }
+        break;
+    }
+    if (ret == 0 && action != 'l' && !bdrv_flush(bs, &err)) {
+        img_error("%s", err->message);
+        ret = 1;
+    }
+    bdrv_close(bs);
+    return ret;
+}
+
+/* ---- convert -------------------------------------------------------------- */
+
+static bool buffer_is_zero(const uint8_t *buf, uint64_t len)
+{
+    for (uint64_t i = 0; i < len; i++) {
+        if (buf[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int img_convert(int argc, char **argv)
+{
+    ImgCommon c = {0};
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GString) o = NULL;
+    g_autoptr(KeyVal) create_opts = NULL;
+    g_autoptr(KeyVal) open_opts = NULL;
+    g_autofree uint8_t *buf = NULL;
+    const char *out_fmt = "raw", *out_name, *key_secret = NULL;
+    BlockDriverState *src, *dst;
+    bool compress = false, progress = false;
+    uint64_t size, chunk, done = 0;
+    int ch, ret = 1;
+
+    while ((ch = getopt_long(argc, argv, ":hf:O:o:cpqnt:T:S:U", common_long_opts,
+                             NULL)) != -1) {
+        switch (ch) {
+        case 'f':
+            c.fmt = optarg;
+            break;
+        case 'O':
+            out_fmt = optarg;
+            break;
+        case 'o':
+            add_o_option(&o, optarg);
+            break;
+        case 'c':
+            compress = true;
+            break;
+        case 'p':
+            progress = true;
+            break;
+        case 'q':
+            c.quiet = true;
+            break;
+        case 'U':
+            c.force_share = true;
+            break;
+        case 'n':
+            img_error("-n (skip target creation) is not supported");
+            return 1;
+        case 't':
+        case 'T':
+        case 'S':
+            break;
+        case OPT_IMAGE_OPTS:
+            c.image_opts = true;
+            break;
+        case OPT_TARGET_IMAGE_OPTS:
+            img_error("--target-image-opts is not supported");
+            return 1;
+        case OPT_OBJECT:
+            if (!img_add_object(optarg)) {
+                return 1;
+            }
+            break;
+        case 'h':
+            usage();
+            return 0;
+        default:
+            img_error("Invalid option or missing argument (try '" PROG " --help')");
+            return 1;
+        }
+    }
+    if (argc - optind != 2) {
+        img_error(argc - optind < 2
+                      ? "Expecting image file name"
+                      : "Converting several source images is not supported");
+        return 1;
+    }
+    out_name = argv[optind + 1];
+    create_opts = keyval_parse(o ? o->str : "", NULL, &err);
+    if (!create_opts) {
+        img_error("Invalid options for file format '%s': %s", out_fmt, err->message);
+        return 1;
+    }
+    if (keyval_wants_help(create_opts)) {
+        print_create_help(out_fmt);
+        return 0;
+    }
+    if (compress && keyval_has(create_opts, "encrypt.format")) {
+        img_error("Compression and encryption not supported at the same time");
+        return 1;
+    }
+    if (compress && strcmp(out_fmt, "qcow2")) {
+        img_error("Compression not supported for this file format");
+        return 1;
+    }
+    src = img_open(argv[optind], &c, 0, &err);
+    if (!src) {
+        img_error("%s", err->message);
+        return 1;
+    }
+    size = bdrv_getlength(src);
+    /* The new image is opened with the secret it was created with. */
+    key_secret = keyval_get(create_opts, "encrypt.key-secret");
+    if (!bdrv_create(out_fmt, out_name, size, create_opts, &err)) {
+        img_error("%s: %s", out_name, err->message);
+        bdrv_close(src);
+        return 1;
+    }
+    open_opts = keyval_new();
+    keyval_set(open_opts, "driver", out_fmt);
+    if (key_secret) {
+        keyval_set(open_opts, "encrypt.key-secret", key_secret);
+    }
+    dst = bdrv_open(out_name, open_opts, BDRV_O_RDWR, &err);
+    if (!dst) {
+        img_error("%s", err->message);
+        bdrv_close(src);
+        return 1;
+    }
+    chunk = MAX(bdrv_cluster_size(dst), 65536);
+    if (!compress) {
+        chunk = MAX(chunk, 1u << 20);
+    }
+    buf = g_malloc(chunk);
+    while (done < size) {
+        uint64_t n = MIN(chunk, size - done), pnum;
+        int st = bdrv_block_status(src, done, n, &pnum, &err);
+        if (st < 0) {
+            img_error("error while reading at byte %" G_GUINT64_FORMAT ": %s", done,
+                      err->message);
+            goto out;
+        }
+        if (st & BDRV_BLOCK_ZERO) {
+            /* Unallocated or zero in the source: the new target reads zeros. */
+            n = MAX(MIN(pnum, n), 1);
+        } else {
+            if (!bdrv_pread(src, done, buf, n, &err)) {
+                img_error("error while reading at byte %" G_GUINT64_FORMAT ": %s", done,
+                          err->message);
+                goto out;
+            }
+            if (!buffer_is_zero(buf, n)) {
+                bool ok = compress ? bdrv_write_compressed(dst, done, buf, n, &err)
+                                   : bdrv_pwrite(dst, done, buf, n, &err);
+                if (!ok) {
+                    img_error("error while writing at byte %" G_GUINT64_FORMAT ": %s",
+                              done, err->message);
+                    goto out;
+                }
+            }
+        }
+        done += n;
+        if (progress && !c.quiet) {
+            printf("    (%3.2f/100%%)\r", done * 100.0 / MAX(size, 1));
+            fflush(stdout);
+        }
+    }
+    if (!bdrv_flush(dst, &err)) {
+        img_error("%s", err->message);
+        goto out;
+    }
+    if (progress && !c.quiet) {
+        printf("    (100.00/100%%)\n");
+    }
+    ret = 0;
+out:
+    bdrv_close(dst);
+    bdrv_close(src);
+    return ret;
+}
+
+/* ---- resize / amend ------------------------------------------------------- */
+
+static int img_resize(int argc, char **argv)
+{
+    ImgCommon c = {0};
+    g_autoptr(GError) err = NULL;
+    BlockDriverState *bs;
+    const char *arg;
+    bool shrink = false;
+    uint64_t delta, size;
+    int64_t cur;
+    int ch, ret = 1, sign = 0;
+
+    /* A size like "-1G" must not be taken for an option. */
+    if (argc > 2 && argv[argc - 1][0] == '-' && g_ascii_isdigit(argv[argc - 1][1])) {
+        argv[argc - 1][0] = '~';
+    }
+    while ((ch = getopt_long(argc, argv, ":f:hq", common_long_opts, NULL)) != -1) {
+        switch (ch) {
+        case 'f':
+            c.fmt = optarg;
+            break;
+        case 'q':
+            c.quiet = true;
+            break;
+        case OPT_SHRINK:
+            shrink = true;
+            break;
+        case OPT_PREALLOCATION:
+            if (strcmp(optarg, "off")) {
+                img_error("Unsupported preallocation mode '%s'", optarg);
+                return 1;
+            }
+            break;
+        case OPT_IMAGE_OPTS:
+            c.image_opts = true;
+            break;
+        case OPT_OBJECT:
+            if (!img_add_object(optarg)) {
+                return 1;
+            }
+            break;
+        case 'h':
+            usage();
+            return 0;
+        default:
+            img_error("Invalid option or missing argument (try '" PROG " --help')");
+            return 1;
+        }
+    }
+    if (argc - optind != 2) {
+        img_error("Expecting image file name and size");
+        return 1;
+    }
+    arg = argv[optind + 1];
+    if (arg[0] == '+') {
+        sign = 1;
+        arg++;
+    } else if (arg[0] == '~') {
+        sign = -1;
+        arg++;
+    }
+    if (!parse_size(arg, 0, &delta, NULL) || delta > INT64_MAX) {
+        img_error("Invalid size specified");
+        return 1;
+    }
+    bs = img_open(argv[optind], &c, BDRV_O_RDWR, &err);
+    if (!bs) {
+        img_error("%s", err->message);
+        return 1;
+    }
+    cur = bdrv_getlength(bs);
+    if (sign > 0) {
+        size = cur + delta;
+    } else if (sign < 0) {
+        if (delta > (uint64_t)cur) {
+            img_error("New image size must be positive");
+            goto out;
+        }
+        size = cur - delta;
+    } else {
+        size = delta;
+    }
+    if (size < (uint64_t)cur && !shrink) {
+        img_error("Use the --shrink option to perform a shrink operation.");
+        goto out;
+    }
+    if (!bdrv_truncate(bs, size, &err) || !bdrv_flush(bs, &err)) {
+        img_error("%s", err->message);
+        goto out;
+    }
+    if (!c.quiet) {
+        printf("Image resized.\n");
+    }
+    ret = 0;
+out:
+    bdrv_close(bs);
+    return ret;
+}
+
+static int img_amend(int argc, char **argv)
+{
+    ImgCommon c = {0};
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GString) o = NULL;
+    g_autoptr(KeyVal) kv = NULL;
+    BlockDriverState *bs;
+    int ch, ret = 1;
+
+    while ((ch = getopt_long(argc, argv, ":ho:f:t:pq", common_long_opts, NULL)) != -1) {
+        switch (ch) {
+        case 'o':
+            add_o_option(&o, optarg);
+            break;
+        case 'f':
+            c.fmt = optarg;
+            break;
+        case 'q':
+            c.quiet = true;
+            break;
+        case 't':
+        case 'p':
+        case OPT_FORCE:
+            break;
+        case OPT_IMAGE_OPTS:
+            c.image_opts = true;
+            break;
+        case OPT_OBJECT:
+            if (!img_add_object(optarg)) {
+                return 1;
+            }
+            break;
+        case 'h':
+            usage();
+            return 0;
+        default:
+            img_error("Invalid option or missing argument (try '" PROG " --help')");
+            return 1;
+        }
+    }
+    if (!o) {
+        img_error("Must specify options (-o)");
+        return 1;
+    }
+    if (optind != argc - 1) {
+        img_error("Expecting one image file name");
+        return 1;
+    }
+    kv = keyval_parse(o->str, NULL, &err);
+    if (!kv) {
+        img_error("Invalid options for file format: %s", err->message);
+        return 1;
+    }
+    if (keyval_wants_help(kv)) {
+        printf("Amend options for qcow2 (LUKS key slots):\n"
+               "  encrypt.state=active|inactive\n"
+               "  encrypt.new-secret=<id>  - passphrase to add (state=active)\n"
+               "  encrypt.keyslot=<num>    - slot to erase (state=inactive)\n"
+               "  encrypt.iter-time=<num>  - PBKDF2 time for the new slot (ms)\n");
+        return 0;
+    }
+    bs = img_open(argv[optind], &c, BDRV_O_RDWR, &err);
+    if (!bs) {
+        img_error("%s", err->message);
+        return 1;
+    }
+    if (!bdrv_amend(bs, kv, &err) || !bdrv_flush(bs, &err)) {
+        img_error("Error while amending options: %s", err->message);
+        goto out;
+    }
+    ret = 0;
+out:
+    bdrv_close(bs);
+    return ret;
+}
+
+static const struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+} img_cmds[] = {
+    {"amend", img_amend},       {"check", img_check}, {"convert", img_convert},
+    {"create", img_create},     {"info", img_info},   {"resize", img_resize},
+    {"snapshot", img_snapshot},
+};
+
+int main(int argc, char **argv)
+{
+    const char *cmd;
+    int ret;
+
+    log_set_prog_name(PROG);
+    if (argc < 2) {
+        img_error("Not enough arguments\nTry '" PROG " --help' for more information");
+        return 1;
+    }
+    cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
+        usage();
+        return 0;
+    }
+    if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+        printf(PROG " version %s\n", TPMVM_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(img_cmds); i++) {
+        if (!strcmp(cmd, img_cmds[i].name)) {
+            optind = 1;
+            ret = img_cmds[i].fn(argc - 1, argv + 1);
+            drive_close_all();
+            secret_delete_all();
+            return ret;
+        }
+    }
+    img_error("Command not found: %s", cmd);
+    return 1;
+}
