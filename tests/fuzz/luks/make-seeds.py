@@ -121,7 +121,8 @@ SEEDS = {
     "20-truncated-header": header[:300],
 }
 
-os.makedirs(OUT, exist_ok=True)
-for name, data in SEEDS.items():
-    with open(os.path.join(OUT, name), "wb") as f:
-        f.write(data)
+if __name__ == "__main__":
+    os.makedirs(OUT, exist_ok=True)
+    for name, data in SEEDS.items():
+        with open(os.path.join(OUT, name), "wb") as f:
+            f.write(data)
