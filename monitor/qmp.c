@@ -439,11 +439,14 @@ static bool qmp_hex4(const char *p, size_t avail, unsigned *out)
 }
 
 /*
- * A \u escape of a high surrogate (D800-DBFF) must be followed by a \u escape
- * of a low surrogate (DC00-DFFF). json-glib 1.6 leaks memory when it is
- * followed by another \u escape instead, so such text never reaches it.
+ * Every \u escape must have four hex digits, and a surrogate must be a pair:
+ * a high one (D800-DBFF) followed by a \u escape of a low one (DC00-DFFF).
+ * json-glib 1.6 does not check this: it takes the closing quote as a digit of
+ * a short escape (so it disagrees with the framer on where a string ends),
+ * leaks memory on some of these texts, and lets a lone surrogate through as
+ * invalid UTF-8. Such text never reaches it.
  */
-static bool qmp_text_has_unpaired_surrogate(const char *text, size_t len)
+static bool qmp_text_has_bad_unicode_escape(const char *text, size_t len)
 {
     for (size_t i = 0; i + 1 < len; i++) {
         unsigned hi, lo;
@@ -451,11 +454,17 @@ static bool qmp_text_has_unpaired_surrogate(const char *text, size_t len)
         if (text[i] != '\\') {
             continue;
         }
-        if (text[i + 1] != 'u' || !qmp_hex4(text + i + 2, len - i - 2, &hi)) {
+        if (text[i + 1] != 'u') {
             i++; /* an escaped character, possibly a backslash */
             continue;
         }
+        if (!qmp_hex4(text + i + 2, len - i - 2, &hi)) {
+            return true;
+        }
         i += 5;
+        if (hi >= 0xdc00 && hi <= 0xdfff) {
+            return true;
+        }
         if (hi < 0xd800 || hi > 0xdbff) {
             continue;
         }
@@ -480,10 +489,10 @@ static void qmp_session_on_text(void *opaque, const char *text, size_t len,
         qmp_session_reply_error(s, NULL, TPMVM_ERROR_GENERIC, "%s", error);
         return;
     }
-    if (qmp_text_has_unpaired_surrogate(text, len)) {
+    if (qmp_text_has_bad_unicode_escape(text, len)) {
         qmp_session_reply_error(s, NULL, TPMVM_ERROR_GENERIC,
-                                "JSON parse error, invalid \\u escape: a high surrogate "
-                                "must be followed by a low surrogate");
+                                "JSON parse error, invalid \\u escape: it needs four hex "
+                                "digits, and a surrogate must be a high-low pair");
         return;
     }
     parser = json_parser_new_immutable();
