@@ -8,7 +8,9 @@
  *
  * data= puts the secret on the command line, visible in /proc/PID/cmdline to
  * every user: that is why tpmvm warns about it, and the test checks both.
- * Command-line errors next to a secret name its id, never its value.
+ * Command-line errors next to a secret name its id, never its value; so does
+ * a LUKS drive opened with the wrong passphrase. Images are made by qemu-img
+ * (skipped without it).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -256,7 +258,40 @@ typedef enum {
     SECRET_DATA,        /* -object secret,data=MARKER */
     SECRET_FILE,        /* -object secret,file=F (F holds MARKER) */
     SECRET_FILE_BASE64, /* -object secret,file=F,format=base64 (F holds base64) */
+    SECRET_LUKS_DRIVE,  /* SECRET_FILE, and a LUKS qcow2 drive it unlocks */
 } SecretKind;
+
+/* A LUKS qcow2 image whose passphrase is the contents of pass_file. */
+static bool make_luks_image(const char *image, const char *pass_file)
+{
+    g_autofree char *qemu_img = g_find_program_in_path("qemu-img");
+    g_autofree char *obj = g_strdup_printf("secret,id=s0,file=%s", pass_file);
+    const char *argv[] = {
+        qemu_img,
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "--object",
+        obj,
+        "-o",
+        "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10",
+        image,
+        "1M",
+        NULL};
+    g_autoptr(GError) err = NULL;
+    int status = -1;
+
+    if (!qemu_img) {
+        return false;
+    }
+    if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL,
+                      NULL, NULL, &status, &err) ||
+        !g_spawn_check_wait_status(status, &err)) {
+        g_error("qemu-img create failed: %s", err->message);
+    }
+    return true;
+}
 
 static void run_leak_check(SecretKind kind)
 {
@@ -265,6 +300,8 @@ static void run_leak_check(SecretKind kind)
     g_autofree char *dir = g_dir_make_tmp("tpmvm-leak-XXXXXX", &err);
     g_autofree char *secret_file = g_build_filename(dir, "secret", NULL);
     g_autofree char *trace_file = g_build_filename(dir, "trace.log", NULL);
+    g_autofree char *image = g_build_filename(dir, "tpm.qcow2", NULL);
+    g_autofree char *drive = g_strdup("");
     g_autofree char *b64 = g_base64_encode((const guchar *)marker, strlen(marker));
     g_autofree char *object = NULL;
     g_autofree char *stderr_text = NULL;
@@ -284,8 +321,21 @@ static void run_leak_check(SecretKind kind)
         object = g_strdup_printf("secret,id=sec0,data=%s", marker);
         break;
     case SECRET_FILE:
+    case SECRET_LUKS_DRIVE:
         g_assert_true(g_file_set_contents(secret_file, marker, -1, NULL));
         object = g_strdup_printf("secret,id=sec0,file=%s", secret_file);
+        if (kind == SECRET_FILE) {
+            break;
+        }
+        if (!make_luks_image(image, secret_file)) {
+            g_test_skip("qemu-img is not installed");
+            unlink(secret_file);
+            rmdir(dir);
+            return;
+        }
+        g_free(drive);
+        drive = g_strdup_printf(
+            "-drive if=none,id=d0,file=%s,format=qcow2,encrypt.key-secret=sec0", image);
         break;
     case SECRET_FILE_BASE64:
         g_assert_true(g_file_set_contents(secret_file, b64, -1, NULL));
@@ -293,9 +343,9 @@ static void run_leak_check(SecretKind kind)
         g_ptr_array_add(also, b64);
         break;
     }
-    qts = qtest_initf("-machine pc -m 16 -object %s -object secret,id=sec1,data=x2 "
+    qts = qtest_initf("-machine pc -m 16 -object %s -object secret,id=sec1,data=x2 %s "
                       "-d trace:* -D %s",
-                      object, trace_file);
+                      object, drive, trace_file);
     pid = qtest_pid(qts);
 
     check_qmp(qts, &c);
@@ -317,6 +367,13 @@ static void run_leak_check(SecretKind kind)
         g_assert_null(strstr(stderr_text, "secret,id=sec0: data="));
         /* the value exists once, in the secret's own locked, undumped mapping */
         g_assert_cmpuint(scan_memory(pid, marker, &locked), ==, 1);
+        if (kind == SECRET_LUKS_DRIVE) {
+            g_autofree char *so_far = NULL;
+
+            /* the drive really was opened (unlocked) with it */
+            g_assert_true(g_file_get_contents(trace_file, &so_far, NULL, NULL));
+            g_assert_nonnull(strstr(so_far, "bdrv_open"));
+        }
         if (kind == SECRET_FILE_BASE64) {
             g_assert_cmpuint(scan_memory(pid, b64, &locked), ==, 0);
         }
@@ -339,6 +396,7 @@ static void run_leak_check(SecretKind kind)
     qtest_quit(qts);
     unlink(secret_file);
     unlink(trace_file);
+    unlink(image);
     rmdir(dir);
 }
 
@@ -355,6 +413,47 @@ static void test_base64_file_secret(void)
 static void test_data_secret(void)
 {
     run_leak_check(SECRET_DATA);
+}
+
+static void test_luks_drive_secret(void)
+{
+    run_leak_check(SECRET_LUKS_DRIVE);
+}
+
+/* The wrong passphrase for a LUKS drive: refused, and the error names no value. */
+static void test_wrong_passphrase(void)
+{
+    g_autofree char *marker = new_marker();
+    g_autoptr(GError) gerr = NULL;
+    g_autofree char *dir = g_dir_make_tmp("tpmvm-leak-XXXXXX", &gerr);
+    g_autofree char *right = g_build_filename(dir, "right", NULL);
+    g_autofree char *wrong = g_build_filename(dir, "wrong", NULL);
+    g_autofree char *image = g_build_filename(dir, "tpm.qcow2", NULL);
+    g_autofree char *args = NULL;
+    g_autofree char *out = NULL;
+    g_autofree char *err = NULL;
+    LeakCheck c = {marker, NULL};
+
+    g_assert_no_error(gerr);
+    g_assert_true(g_file_set_contents(right, "the right passphrase", -1, NULL));
+    g_assert_true(g_file_set_contents(wrong, marker, -1, NULL));
+    if (!make_luks_image(image, right)) {
+        g_test_skip("qemu-img is not installed");
+    } else {
+        args =
+            g_strdup_printf("-machine none -accel qtest -object secret,id=sec0,file=%s "
+                            "-drive if=none,id=d0,file=%s,format=qcow2,"
+                            "encrypt.key-secret=sec0 -d trace:*",
+                            wrong, image);
+        g_assert_cmpint(qtest_run(args, &out, &err), ==, 1);
+        g_assert_nonnull(strstr(err, "Invalid password"));
+        assert_absent(&c, "the wrong-passphrase error", err);
+        assert_absent(&c, "the wrong-passphrase error", out);
+    }
+    unlink(right);
+    unlink(wrong);
+    unlink(image);
+    rmdir(dir);
 }
 
 /* A refused command line names the secret's id, never its value. */
@@ -403,7 +502,11 @@ int main(int argc, char **argv)
                     test_base64_file_secret);
     g_test_add_func("/secret/leak/data-secret-warns-and-stays-out-of-outputs",
                     test_data_secret);
+    g_test_add_func("/secret/leak/luks-drive-passphrase-stays-in-locked-memory-only",
+                    test_luks_drive_secret);
     g_test_add_func("/secret/leak/command-line-errors-name-the-id-not-the-value",
                     test_command_line_errors);
+    g_test_add_func("/secret/leak/wrong-passphrase-error-names-no-value",
+                    test_wrong_passphrase);
     return g_test_run();
 }
