@@ -16,7 +16,7 @@
  *
  * With the image open: read the first 4 MiB of the virtual disk and its last
  * 64 KiB (twice: the same bytes each time), list the snapshots and look
- * each one up by id and by name, read the start of the vmstate area, and run
+ * some up by id, read the start of the vmstate area, and run
  * a check without repairs (twice: the same counts each time).
  *
  * Checks beyond "does not crash, hang or exhaust memory" (run with
@@ -25,7 +25,8 @@
  *   - every failure sets an error, and error messages are printable UTF-8;
  *   - reads and checks are repeatable, and a check without repairs fixes
  *     nothing;
- *   - every listed snapshot has an id and a name and is found by its id.
+ *   - every listed snapshot has an id and a name; the first and last four are
+ *     found by their id.
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -227,7 +228,14 @@ static void check_snapshots(BlockDriverState *bs)
         if (!list[i].id_str || !list[i].name) {
             fail("a snapshot without an id or a name string", NULL);
         }
-        /* ids are unique in a valid table; a duplicate id must still find one */
+        /*
+         * Each lookup lists the table again, and a tiny image can hold 65536
+         * (zero) entries past its end: look up the first and last four only.
+         * A duplicate id must still find one.
+         */
+        if (i >= 4 && i < n - 4) {
+            continue;
+        }
         if (!bdrv_snapshot_find(bs, list[i].id_str, &found)) {
             fail("a listed snapshot is not found by its id", NULL);
         }
