@@ -128,6 +128,14 @@ static bool blkcrash_flush(BlockDriverState *bs, GError **errp)
         return true;
     }
     s->flushes++;
+    /* Power may also go while a flush is pending: nothing since the last one is safe. */
+    if (s->crash_after && ++s->writes >= s->crash_after) {
+        blkcrash_power_loss(bs);
+        return true;
+    }
+    if (!s->crash_after) {
+        s->writes++;
+    }
     if (!bdrv_flush(bs->file, errp)) {
         return false;
     }

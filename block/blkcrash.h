@@ -2,8 +2,9 @@
  * blkcrash: a test double for power loss (tests only, not for users).
  *
  * A filter node above "file" that passes I/O through and remembers every
- * write since the last flush. At write number `crash-after` the power is
- * "lost": the unflushed writes are undone, a subset chosen by `seed` is put
+ * write since the last flush. At request number `crash-after` (writes and
+ * flushes both count) the power is "lost": that request does not happen, the
+ * unflushed writes are undone, a subset chosen by `seed` is put
  * back (what a disk may have written before losing power), and from then on
  * writes and flushes are silently dropped, as if the machine had died.
  *
@@ -19,7 +20,7 @@
 BlockDriverState *blkcrash_find(BlockDriverState *bs);
 /* True once the simulated power loss has happened. */
 bool blkcrash_is_dead(BlockDriverState *bs);
-/* Writes and flushes that reached the node so far. */
+/* Requests (writes and flushes) that reached the node so far: crash points. */
 uint64_t blkcrash_write_count(BlockDriverState *bs);
 uint64_t blkcrash_flush_count(BlockDriverState *bs);
 

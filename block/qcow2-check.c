@@ -584,16 +584,16 @@ bool qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
     Qcow2State *s = bs->opaque;
     bool ok;
 
-    if (fix && s->read_only) {
+    if ((fix & ~BDRV_CHECK_QUIET) && s->read_only) {
         g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_PERMISSION,
                     "Image '%s' is read-only; repair needs read-write access",
                     bs->filename);
         return false;
     }
     s->in_repair = true; /* report problems, do not mark the image corrupt */
-    ok = check_run(s, res, fix, false, errp);
+    ok = check_run(s, res, fix & ~BDRV_CHECK_QUIET, fix & BDRV_CHECK_QUIET, errp);
     s->in_repair = false;
-    if (ok && fix && !res->corruptions && !res->check_errors) {
+    if (ok && (fix & ~BDRV_CHECK_QUIET) && !res->corruptions && !res->check_errors) {
         /* A consistent image is clean: drop the dirty and corrupt bits. */
         ok = qcow2_set_incompat_bits(s, 0, QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT,
                                      errp);

@@ -11,7 +11,7 @@ PKGS="gcc make pkg-config meson ninja-build libglib2.0-dev libjson-glib-dev
 # tests: real peers (qemu-img/qemu-io, swtpm, QEMU for qtest comparisons),
 # clang for the fuzz targets, busybox for the test initramfs
 PKGS="$PKGS qemu-utils swtpm swtpm-tools qemu-system-x86 clang libclang-rt-14-dev
-      busybox-static cpio"
+      busybox-static cpio lz4"
 if [ "${1:-}" = "--bench" ]; then
     PKGS="$PKGS hyperfine"
 fi

@@ -33,6 +33,7 @@
 #include "system/qtest.h"
 #include "system/runstate.h"
 #include "system/sandbox.h"
+#include "system/snapshot.h"
 #include "util/error.h"
 #include "util/keyval.h"
 #include "util/log.h"
@@ -979,6 +980,7 @@ static void vl_setup(void)
         vl_fail(NULL, err);
     }
     system_set_loadvm_tag(cfg.loadvm);
+    system_add_startup_hook(snapshot_startup_hook, NULL);
     if (!system_run_startup_hooks(&err)) {
         if (cfg.loadvm) {
             VlArg a = {vl_find_option("loadvm"), cfg.loadvm};

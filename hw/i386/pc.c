@@ -6,6 +6,8 @@
  * 0xC0000000-0xFFFFFFFF for MMIO (TPM TIS at 0xFED40000, IOAPIC, LAPIC).
  */
 #include "hw/core/machine.h"
+#include "hw/i386/pc-devices.h"
+#include "hw/i386/x86-boot.h"
 #include "util/error.h"
 
 #define PC_RAM_BELOW_4G_MAX 0xC0000000ULL
@@ -61,7 +63,8 @@ static bool pc_init(MachineState *ms, GError **errp)
     /* Nothing is attached until an accelerator or qtest routes the lines. */
     ms->num_gsi = MACHINE_NUM_GSI;
     ms->gsi = irq_lines_new(NULL, NULL, ms->num_gsi);
-    return true;
+    /* serial0 (-serial), reset ports */
+    return pc_devices_init(ms, errp);
 }
 
 static bool none_init(MachineState *ms, GError **errp)
@@ -76,6 +79,7 @@ static const MachineClass pc_machine = {
     .is_default = true,
     .default_ram_size = 128ULL << 20,
     .init = pc_init,
+    .load_kernel = x86_load_kernel,
 };
 MACHINE_TYPE_REGISTER(pc_machine)
 

@@ -19,10 +19,10 @@
 typedef struct BlockDriverState BlockDriverState;
 
 /* Open flags */
-#define BDRV_O_RDWR        0x0002
-#define BDRV_O_NOCACHE     0x0020  /* O_DIRECT (cache=none|directsync) */
-#define BDRV_O_NO_FLUSH    0x0200  /* cache=unsafe */
-#define BDRV_O_NO_LOCK     0x1000  /* file.locking=off */
+#define BDRV_O_RDWR 0x0002
+#define BDRV_O_NOCACHE 0x0020  /* O_DIRECT (cache=none|directsync) */
+#define BDRV_O_NO_FLUSH 0x0200 /* cache=unsafe */
+#define BDRV_O_NO_LOCK 0x1000  /* file.locking=off */
 
 /*
  * Open an image. `opts` holds driver options in dotted form (driver=qcow2,
@@ -32,6 +32,14 @@ typedef struct BlockDriverState BlockDriverState;
  */
 BlockDriverState *bdrv_open(const char *filename, KeyVal *opts, int flags, GError **errp);
 void bdrv_close(BlockDriverState *bs);
+
+/*
+ * Create an image like "qemu-img create -f FORMAT -o OPTS FILE SIZE"; opts in
+ * -o form (encrypt.format=luks, encrypt.key-secret=ID, ...). Also declared in
+ * block_int.h; here for users outside block/ (the TPM's path= image).
+ */
+bool bdrv_create(const char *format, const char *filename, uint64_t size, KeyVal *opts,
+                 GError **errp);
 
 /* -drive if=none,id=ID,file=F,format=qcow2,... : open and register under id. */
 BlockDriverState *drive_new_from_string(const char *optstr, GError **errp);
@@ -44,12 +52,12 @@ void drive_close_all(void);
 /* Claim a drive for one user (a second claim fails naming the first user). */
 bool drive_claim(BlockDriverState *bs, const char *user, GError **errp);
 
-const char *bdrv_get_id(const BlockDriverState *bs);          /* drive id / node name */
+const char *bdrv_get_id(const BlockDriverState *bs); /* drive id / node name */
 const char *bdrv_get_filename(const BlockDriverState *bs);
 const char *bdrv_get_format_name(const BlockDriverState *bs); /* "qcow2", "raw" */
 bool bdrv_is_read_only(const BlockDriverState *bs);
 bool bdrv_is_encrypted(const BlockDriverState *bs);
-int64_t bdrv_getlength(BlockDriverState *bs);                 /* virtual size */
+int64_t bdrv_getlength(BlockDriverState *bs); /* virtual size */
 
 bool bdrv_pread(BlockDriverState *bs, uint64_t offset, void *buf, uint64_t bytes,
                 GError **errp);
@@ -65,7 +73,7 @@ typedef struct BlockSnapshotInfo {
     uint32_t date_sec;
     uint32_t date_nsec;
     uint64_t vm_clock_nsec;
-    int64_t icount;          /* -1: none */
+    int64_t icount; /* -1: none */
     uint64_t disk_size;
 } BlockSnapshotInfo;
 

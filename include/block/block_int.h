@@ -40,6 +40,7 @@ typedef enum {
     BDRV_FIX_NONE = 0,
     BDRV_FIX_LEAKS = 1,
     BDRV_FIX_ERRORS = 2,
+    BDRV_CHECK_QUIET = 4, /* no per-cluster messages on stderr */
 } BdrvCheckMode;
 
 /* block_status answers */

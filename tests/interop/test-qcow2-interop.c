@@ -277,6 +277,11 @@ static void qemu_to_ours(const char *create_opts, bool luks, const char *name)
     bdrv_close(bs);
     qemu_check_clean(path, luks);
     g_free(RUN(0, "qemu-io", SECRET, "--image-opts", iopts, "-c", "read -P 0xa5 0 3000"));
+    {
+        g_autofree char *out =
+            RUN(0, bt_img_tool(), "check", SECRET, "--image-opts", iopts);
+        g_assert_nonnull(strstr(out, "No errors were found on the image."));
+    }
     g_unlink(path);
 }
 
@@ -348,7 +353,7 @@ static void test_qemu_compressed(void)
         data[i] = "tpmvm compressed cluster "[i % 25]; /* compressible */
     }
     memset(data + (3 << 20) + 12345, 0x42, 70000);
-    g_assert_true(g_file_set_contents(raw, (char *)data, 4 << 20, NULL));
+    bt_write_file(raw, (char *)data, 4 << 20);
     g_free(RUN(0, "qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", raw, path));
     bs = bt_open(path, "qcow2", false);
     g_assert_true(bdrv_pread(bs, 0, back, 4 << 20, &err));
@@ -405,6 +410,53 @@ static void test_snapshots_cross(void)
     bdrv_close(bs);
     g_free(RUN(1, "qemu-img", "snapshot", "-d", "nothere", path));
     g_free(RUN(1, tool, "snapshot", "-d", "nothere", path));
+}
+
+/* A real savevm from QEMU: its vmstate and snapshot are read by tpmvm. */
+static void test_qemu_savevm(void)
+{
+    g_autofree char *path = bt_path("savevm.qcow2");
+    g_autofree char *drive = g_strdup_printf("if=none,id=d0,format=qcow2,file=%s", path);
+    g_autoptr(GError) err = NULL;
+    BlockSnapshotInfo sn;
+    uint8_t magic[8];
+    BlockDriverState *bs;
+
+    if (!need_qemu()) {
+        return;
+    }
+    if (!bt_have("qemu-system-x86_64")) {
+        g_test_skip("qemu-system-x86_64 not installed (package qemu-system-x86)");
+        return;
+    }
+    g_free(RUN(0, "qemu-img", "create", "-q", "-f", "qcow2", path, "64M"));
+    {
+        const char *const argv[] = {
+            "sh", "-c",
+            "printf 'savevm vm1\nquit\n' | timeout 120 "
+            "qemu-system-x86_64 -machine pc,accel=tcg -m 32 "
+            "-nodefaults -display none -S -monitor stdio -drive \"$0\"",
+            drive, NULL};
+        g_free(run_expect(0, argv));
+    }
+    bs = bt_open(path, "qcow2", true);
+    g_assert_true(bdrv_snapshot_find(bs, "vm1", &sn));
+    g_assert_cmpint(sn.vm_state_size, >, 1000);
+    g_assert_cmpint(sn.icount, ==, -1);
+    g_assert_true(bdrv_snapshot_goto(bs, "vm1", &err));
+    g_assert_no_error(err);
+    /* QEMU's migration stream: "QEVM" and version 3 */
+    g_assert_true(bdrv_load_vmstate(bs, magic, 0, sizeof(magic), &err));
+    g_assert_true(memcmp(magic, "QEVM\0\0\0\3", 8) == 0);
+    bt_assert_clean(bs);
+    block_snapshot_info_clear(&sn);
+    bdrv_close(bs);
+    qemu_check_clean(path, false);
+    {
+        g_autofree char *q = RUN(0, "qemu-img", "snapshot", "-l", path);
+        g_autofree char *o = RUN(0, bt_img_tool(), "snapshot", "-l", path);
+        g_assert_cmpstr(q, ==, o);
+    }
 }
 
 /* tpmvm-img and qemu-img print the same for info/check and exit the same. */
@@ -666,6 +718,7 @@ int main(int argc, char **argv)
     g_test_add_func("/interop/qcow2/qemu-cluster-2m-read-by-ours", test_qemu_cluster_2m);
     g_test_add_func("/interop/qcow2/qemu-v2-read-by-ours", test_qemu_v2);
     g_test_add_func("/interop/qcow2/compressed-both-ways", test_qemu_compressed);
+    g_test_add_func("/interop/qcow2/qemu-savevm-vmstate-read-by-ours", test_qemu_savevm);
     g_test_add_func("/interop/qcow2/snapshots-listed-and-applied-by-both",
                     test_snapshots_cross);
     g_test_add_func("/interop/tpmvm-img/output-and-exit-codes-match-qemu-img",

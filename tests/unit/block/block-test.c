@@ -293,5 +293,14 @@ void bt_copy_file(const char *from, const char *to)
     gsize len;
 
     g_assert_true(g_file_get_contents(from, &data, &len, NULL));
-    g_assert_true(g_file_set_contents(to, data, len, NULL));
+    bt_write_file(to, data, len);
+}
+
+void bt_write_file(const char *path, const void *data, gsize len)
+{
+    g_autoptr(GError) err = NULL;
+
+    g_assert_true(
+        g_file_set_contents_full(path, data, len, G_FILE_SET_CONTENTS_NONE, 0644, &err));
+    g_assert_no_error(err);
 }

@@ -45,6 +45,8 @@ void bt_patch_be64(const char *path, uint64_t offset, uint64_t v);
 uint64_t bt_read_be64(const char *path, uint64_t offset);
 uint32_t bt_read_be32(const char *path, uint64_t offset);
 void bt_copy_file(const char *from, const char *to);
+/* Replace a file's contents without fsync (test data need not be durable). */
+void bt_write_file(const char *path, const void *data, gsize len);
 
 /* SHA-256 of a whole file, as hex (g_free). */
 char *bt_file_hash(const char *path);

@@ -234,7 +234,7 @@ static void test_not_an_image(void)
         g_strdup_printf("driver=qcow2,file.filename=%s", bt_tmpdir());
     g_autoptr(GError) err = NULL;
 
-    g_assert_true(g_file_set_contents(path, "", 0, NULL));
+    bt_write_file(path, "", 0);
     expect_refused(path, "not in qcow2 format", BDRV_O_RDWR);
     g_assert_null(bt_open_opts(dir_opts, 0, &err));
     g_assert_nonnull(strstr(err->message, "directory"));
