@@ -405,6 +405,14 @@ static void run_leak_check(SecretKind kind)
                       object, drive, trace_file);
     pid = qtest_pid(qts);
 
+    if (kind == SECRET_LUKS_DRIVE) {
+        /* a snapshot writes the encrypted drive: its traces and messages too */
+        g_autofree char *saved = qtest_hmp(qts, "savevm leak1");
+        g_autofree char *list = qtest_hmp(qts, "info snapshots");
+
+        assert_absent(&c, "the savevm output", saved);
+        g_assert_nonnull(strstr(list, "leak1"));
+    }
     check_qmp(qts, &c);
     check_hmp(qts, &c);
     g_free(qtest_raw(qts, "readl 0xfed40000"));
