@@ -87,7 +87,8 @@ static bool decompress_cluster(Qcow2State *s, uint64_t e, GError **errp)
     z_stream strm = {0};
     int ret;
 
-    if (s->cluster_cache_offset == e) {
+    /* UINT64_MAX marks the cache empty; an L2 entry of all ones is valid input. */
+    if (s->cluster_data && e != UINT64_MAX && s->cluster_cache_offset == e) {
         return true;
     }
     qcow2_compressed_range(s, e, &coffset, &csize);

@@ -20,7 +20,20 @@ static char *feature_name(Qcow2State *s, int type, int bit)
         for (guint i = 0; i < s->feature_names->len; i++) {
             const uint8_t *e = g_ptr_array_index(s->feature_names, i);
             if (e[0] == type && e[1] == bit) {
-                return g_strndup((const char *)e + 2, 46);
+                /*
+                 * The name comes from the image: bytes other than printable
+                 * ASCII are shown as \xHH, never as they are.
+                 */
+                GString *name = g_string_new(NULL);
+
+                for (int c = 2; c < 48 && e[c]; c++) {
+                    if (e[c] >= 0x20 && e[c] < 0x7f && e[c] != '\\') {
+                        g_string_append_c(name, (char)e[c]);
+                    } else {
+                        g_string_append_printf(name, "\\x%02x", e[c]);
+                    }
+                }
+                return g_string_free(name, FALSE);
             }
         }
     }

@@ -48,6 +48,24 @@ void qcow2_free_snapshots(Qcow2State *s)
     s->snapshots = NULL;
 }
 
+/*
+ * A snapshot id read from the image, for messages: bytes other than printable
+ * ASCII are shown as \xHH, never as they are.
+ */
+static char *snapshot_id_shown(const char *id)
+{
+    GString *out = g_string_new(NULL);
+
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
+        if (*p >= 0x20 && *p < 0x7f && *p != '\\') {
+            g_string_append_c(out, (char)*p);
+        } else {
+            g_string_append_printf(out, "\\x%02x", *p);
+        }
+    }
+    return g_string_free(out, FALSE);
+}
+
 bool qcow2_read_snapshots(Qcow2State *s, GError **errp)
 {
     uint64_t off = s->snapshots_offset, used = 0;
@@ -111,8 +129,10 @@ bool qcow2_read_snapshots(Qcow2State *s, GError **errp)
         sn->name = g_strndup((const char *)rest + extra + id_len, name_len);
         used += ((uint64_t)SN_HEADER_SIZE + entry + 7) & ~7ull;
         if (sn->l1_size > qcow2_max_l1_entries()) {
+            g_autofree char *shown = snapshot_id_shown(sn->id_str);
+
             g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_CORRUPT,
-                        "Snapshot L1 table too large (snapshot '%s')", sn->id_str);
+                        "Snapshot L1 table too large (snapshot '%s')", shown);
             return false;
         }
     }
@@ -233,10 +253,12 @@ static uint64_t *snapshot_read_l1(Qcow2State *s, const Qcow2Snapshot *sn, GError
         qcow2_offset_into_cluster(s, sn->l1_table_offset) ||
         (sn->l1_size && (sn->l1_table_offset == 0 ||
                          sn->l1_table_offset + bytes > (uint64_t)file_len))) {
+        g_autofree char *shown = snapshot_id_shown(sn->id_str);
+
         qcow2_signal_corruption(s, errp,
                                 "Snapshot L1 table offset %#" G_GINT64_MODIFIER
                                 "x or size %u invalid (snapshot '%s')",
-                                sn->l1_table_offset, sn->l1_size, sn->id_str);
+                                sn->l1_table_offset, sn->l1_size, shown);
         return NULL;
     }
     buf = g_malloc(bytes + 1);
@@ -405,8 +427,9 @@ bool qcow2_snapshot_goto(BlockDriverState *bs, const char *id, GError **errp)
     }
     want = MAX((uint64_t)sn->l1_size, qcow2_size_to_l1(s, sn->disk_size));
     if (want > qcow2_max_l1_entries() || sn->disk_size > INT64_MAX) {
-        qcow2_signal_corruption(s, errp, "Snapshot '%s' has an invalid disk size",
-                                sn->id_str);
+        g_autofree char *shown = snapshot_id_shown(sn->id_str);
+
+        qcow2_signal_corruption(s, errp, "Snapshot '%s' has an invalid disk size", shown);
         return false;
     }
     if (!qcow2_flush_metadata(s, errp) ||

@@ -303,11 +303,14 @@ static void qmp_session_reply(QmpSession *s, JsonNode *ret, const GError *err,
         json_object_set_string_member(e, "class", error_qmp_class(err));
         json_object_set_string_member(e, "desc", err->message);
         json_object_set_object_member(reply, "error", e);
+    } else if (ret) {
+        json_object_set_member(reply, "return", json_node_ref(ret));
     } else {
-        json_object_set_member(
-            reply, "return",
-            ret ? json_node_ref(ret)
-                : json_node_init_object(json_node_alloc(), json_object_new()));
+        /* json_node_init_object() takes its own reference: drop ours */
+        g_autoptr(JsonObject) empty = json_object_new();
+
+        json_object_set_member(reply, "return",
+                               json_node_init_object(json_node_alloc(), empty));
     }
     if (id) {
         json_object_set_member(reply, "id", json_node_copy(id));
@@ -418,6 +421,62 @@ static void qmp_session_dispatch(QmpSession *s, JsonObject *req)
     qmp_session_reply(s, ret, NULL, id);
 }
 
+static bool qmp_hex4(const char *p, size_t avail, unsigned *out)
+{
+    *out = 0;
+    if (avail < 4) {
+        return false;
+    }
+    for (int i = 0; i < 4; i++) {
+        int d = g_ascii_xdigit_value(p[i]);
+
+        if (d < 0) {
+            return false;
+        }
+        *out = *out << 4 | (unsigned)d;
+    }
+    return true;
+}
+
+/*
+ * Every \u escape must have four hex digits, and a surrogate must be a pair:
+ * a high one (D800-DBFF) followed by a \u escape of a low one (DC00-DFFF).
+ * json-glib 1.6 does not check this: it takes the closing quote as a digit of
+ * a short escape (so it disagrees with the framer on where a string ends),
+ * leaks memory on some of these texts, and lets a lone surrogate through as
+ * invalid UTF-8. Such text never reaches it.
+ */
+static bool qmp_text_has_bad_unicode_escape(const char *text, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++) {
+        unsigned hi, lo;
+
+        if (text[i] != '\\') {
+            continue;
+        }
+        if (text[i + 1] != 'u') {
+            i++; /* an escaped character, possibly a backslash */
+            continue;
+        }
+        if (!qmp_hex4(text + i + 2, len - i - 2, &hi)) {
+            return true;
+        }
+        i += 5;
+        if (hi >= 0xdc00 && hi <= 0xdfff) {
+            return true;
+        }
+        if (hi < 0xd800 || hi > 0xdbff) {
+            continue;
+        }
+        if (len - i < 7 || text[i + 1] != '\\' || text[i + 2] != 'u' ||
+            !qmp_hex4(text + i + 3, len - i - 3, &lo) || lo < 0xdc00 || lo > 0xdfff) {
+            return true;
+        }
+        i += 6;
+    }
+    return false;
+}
+
 static void qmp_session_on_text(void *opaque, const char *text, size_t len,
                                 const char *error)
 {
@@ -428,6 +487,12 @@ static void qmp_session_on_text(void *opaque, const char *text, size_t len,
 
     if (error) {
         qmp_session_reply_error(s, NULL, TPMVM_ERROR_GENERIC, "%s", error);
+        return;
+    }
+    if (qmp_text_has_bad_unicode_escape(text, len)) {
+        qmp_session_reply_error(s, NULL, TPMVM_ERROR_GENERIC,
+                                "JSON parse error, invalid \\u escape: it needs four hex "
+                                "digits, and a surrogate must be a high-low pair");
         return;
     }
     parser = json_parser_new_immutable();

@@ -187,10 +187,44 @@ static void vl_print_version(void)
 }
 
 /* Report "-OPT ARG: message" and exit 1. */
+/*
+ * The argument as error messages show it. For -object, the value of data=
+ * becomes "***": a typo next to a secret must not copy it into logs
+ * (docs/security.md, secrets hygiene). Values may hold ",," (a comma).
+ */
+static char *vl_arg_for_message(const VlArg *a)
+{
+    GString *out;
+    bool key_start = true;
+
+    if (a->def->index != OPT_OBJECT) {
+        return g_strdup(a->arg);
+    }
+    out = g_string_new(NULL);
+    for (const char *p = a->arg; *p;) {
+        if (key_start && g_str_has_prefix(p, "data=")) {
+            g_string_append(out, "data=***");
+            for (p += 5; *p && !(p[0] == ',' && p[1] != ',');) {
+                p += p[0] == ',' ? 2 : 1;
+            }
+            key_start = false;
+        } else if (p[0] == ',' && p[1] == ',') {
+            g_string_append(out, ",,");
+            p += 2;
+            key_start = false;
+        } else {
+            key_start = *p == ',';
+            g_string_append_c(out, *p++);
+        }
+    }
+    return g_string_free(out, FALSE);
+}
+
 static void G_GNUC_NORETURN vl_fail(const VlArg *a, GError *err)
 {
     if (a && a->arg) {
-        error_report("-%s %s: %s", a->def->name, a->arg, err->message);
+        g_autofree char *shown = vl_arg_for_message(a);
+        error_report("-%s %s: %s", a->def->name, shown, err->message);
     } else if (a) {
         error_report("-%s: %s", a->def->name, err->message);
     } else {

@@ -392,6 +392,27 @@ bool vmstate_save_all(GByteArray *out, GError **errp)
     return true;
 }
 
+/*
+ * A section name read from a stream, for messages: the stream comes from a
+ * disk image, so bytes other than printable ASCII are shown as \xHH and never
+ * reach a terminal or a QMP reply as they are.
+ */
+static char *vmstate_printable_name(const char *name, size_t len)
+{
+    GString *out = g_string_sized_new(len);
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+
+        if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') {
+            g_string_append_c(out, (char)c);
+        } else {
+            g_string_append_printf(out, "\\x%02x", c);
+        }
+    }
+    return g_string_free(out, FALSE);
+}
+
 typedef struct ParsedSection {
     VMStateEntry *entry;
     const uint8_t *payload;
@@ -460,8 +481,10 @@ bool vmstate_load_all(const uint8_t *buf, size_t len, GError **errp)
         ps.version_id = (int)MIN(get_be(buf + pos + 4, 4), (uint64_t)G_MAXINT);
         plen = get_be(buf + pos + 8, 8);
         pos += 16;
-        ps.what =
-            g_strdup_printf("section '%.*s' instance %u", (int)name_len, name, instance);
+        {
+            g_autofree char *shown = vmstate_printable_name(name, name_len);
+            ps.what = g_strdup_printf("section '%s' instance %u", shown, instance);
+        }
         g_array_append_val(parsed, ps);
         ParsedSection *cur = &g_array_index(parsed, ParsedSection, parsed->len - 1);
         if (plen > len - pos) {
