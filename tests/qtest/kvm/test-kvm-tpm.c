@@ -284,7 +284,12 @@ static void test_snapshot_resumes(void)
     rsp = qtest_hmp(s, "loadvm kvm-snap");
     g_assert_cmpstr(g_strstrip(rsp), ==, "");
     again = g_strdup_printf("tick %u\r\n", saved + 2);
-    g_assert_true(kvm_test_wait_output(s, again, 2, 60000));
+    if (!kvm_test_wait_output(s, again, 2, 60000)) {
+        g_autofree char *out = qtest_get_stdout(s);
+        g_autofree char *err = qtest_get_stderr(s);
+        g_test_message("saved tick %u; guest output:\n%s\nstderr:\n%s", saved, out, err);
+        g_assert_not_reached();
+    }
     g_assert_cmpuint(kvm_test_count_output(s, "not ok"), ==, 0);
     assert_status(s, "running", true);
     qtest_quit(s);
