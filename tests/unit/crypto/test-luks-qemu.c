@@ -24,6 +24,7 @@
 typedef struct Fixture {
     char *dir;
     char *image;
+    bool peer_failed; /* qemu-img could not calibrate PBKDF2 on this host */
 } Fixture;
 
 /* The LUKS area of an open qcow2 file, as LuksIO sees it. */
@@ -130,7 +131,8 @@ static void fixture_setup(Fixture *f, gconstpointer data)
      * qemu-img's PBKDF2 calibration measures milliseconds of getrusage() time
      * and gives up with "Unable to get accurate CPU usage" when its first
      * short run reads as 0 ms, which is common on fast SHA-NI machines. That
-     * failure costs a few ms, so retry it.
+     * failure costs a few ms, so retry it; on a host where it never
+     * succeeds the peer cannot make LUKS images and the tests say so.
      */
     for (int attempt = 0;; attempt++) {
         g_clear_pointer(&out, g_free);
@@ -139,8 +141,11 @@ static void fixture_setup(Fixture *f, gconstpointer data)
                      NULL) == 0) {
             break;
         }
-        g_assert_cmpint(attempt, <, 20);
         g_assert_nonnull(strstr(out, "Unable to get accurate CPU usage"));
+        if (attempt == 200) {
+            f->peer_failed = true;
+            return;
+        }
     }
     g_assert_cmpint(run_tool(&out2, QEMU_IO, "--object", "secret,id=sec0,data=pw",
                              "--image-opts", opts, "-c", "write -P 0xa5 0 64k", NULL),
@@ -161,6 +166,13 @@ static bool skip_without_qemu(Fixture *f)
 {
     if (!f->dir) {
         g_test_skip("needs " QEMU_IMG " and " QEMU_IO " (Debian package qemu-utils)");
+        return true;
+    }
+    if (f->peer_failed) {
+        g_test_skip(QEMU_IMG
+                    " failed 200 times with \"Unable to get accurate CPU "
+                    "usage\" (its PBKDF2 calibration on this host); no LUKS image "
+                    "from the peer to test against");
         return true;
     }
     return false;
