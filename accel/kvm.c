@@ -72,6 +72,9 @@ typedef struct KVMVCpu {
     bool thread_started;
     struct kvm_sregs reset_sregs; /* KVM's power-on state */
     struct kvm_lapic_state reset_lapic;
+    /* vCPU thread only: an I/O or MMIO exit was served but the instruction
+     * has not completed yet (it completes on the next KVM_RUN) */
+    bool io_pending;
     /* guarded by kvm.lock */
     bool stop;        /* the main thread wants the vCPU out of the guest */
     bool stopped;     /* the vCPU acknowledged and waits */
@@ -592,6 +595,24 @@ static void kvm_kick_handler(int sig)
     /* Nothing: the signal only interrupts KVM_RUN. */
 }
 
+/*
+ * Finish the instruction of a served I/O or MMIO exit without running guest
+ * code: KVM copies the data in and advances RIP only on the next KVM_RUN, and
+ * immediate_exit makes that KVM_RUN return right after (KVM API doc,
+ * "immediate_exit"). Without this a vCPU stopped for a snapshot would save
+ * RIP at the access and repeat it after loadvm, e.g. reading one more TPM
+ * FIFO byte than the guest asked for.
+ */
+static void kvm_vcpu_complete_io(KVMVCpu *cpu)
+{
+    __atomic_store_n(&cpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+    if (ioctl(cpu->fd, KVM_RUN, 0) < 0 && errno != EINTR && errno != EAGAIN) {
+        warn_report("kvm: completing an I/O exit failed: %s", g_strerror(errno));
+    }
+    __atomic_store_n(&cpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+    cpu->io_pending = false;
+}
+
 static void *kvm_vcpu_thread(void *opaque)
 {
     KVMVCpu *cpu = opaque;
@@ -607,6 +628,12 @@ static void *kvm_vcpu_thread(void *opaque)
 
         g_mutex_lock(&kvm.lock);
         while (!kvm.quit && (cpu->stop || (cpu->parked && !cpu->needs_reset))) {
+            if (cpu->io_pending) {
+                g_mutex_unlock(&kvm.lock);
+                kvm_vcpu_complete_io(cpu);
+                g_mutex_lock(&kvm.lock);
+                continue;
+            }
             cpu->stopped = true;
             kvm_broadcast();
             g_cond_wait(&kvm.cond, &kvm.lock);
@@ -645,6 +672,8 @@ static void *kvm_vcpu_thread(void *opaque)
         }
         __atomic_store_n(&cpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
         kvm_handle_exit(cpu);
+        cpu->io_pending = cpu->run->exit_reason == KVM_EXIT_IO ||
+                          cpu->run->exit_reason == KVM_EXIT_MMIO;
     }
     return NULL;
 }

@@ -295,17 +295,16 @@ static bool file_is_aligned(uint64_t offset, const void *buf, uint64_t bytes)
     return ((offset | bytes | (uintptr_t)buf) & (FILE_DIRECT_ALIGN - 1)) == 0;
 }
 
-static bool file_pread(BlockDriverState *bs, uint64_t offset, void *buf, uint64_t bytes,
-                       GError **errp)
+/* Largest request copied through one O_DIRECT bounce buffer. */
+#define FILE_BOUNCE_MAX (4u << 20)
+
+static bool file_pread_bounce(BlockDriverState *bs, uint64_t offset, uint8_t *buf,
+                              uint64_t bytes, GError **errp)
 {
-    FileState *s = bs->opaque;
     uint64_t start, end;
     uint8_t *bounce;
     bool ok;
 
-    if (!s->direct || file_is_aligned(offset, buf, bytes)) {
-        return file_read_loop(bs, offset, buf, bytes, errp);
-    }
     start = offset & ~(uint64_t)(FILE_DIRECT_ALIGN - 1);
     end = (offset + bytes + FILE_DIRECT_ALIGN - 1) & ~(uint64_t)(FILE_DIRECT_ALIGN - 1);
     bounce = g_aligned_alloc(end - start, 1, FILE_DIRECT_ALIGN);
@@ -317,20 +316,13 @@ static bool file_pread(BlockDriverState *bs, uint64_t offset, void *buf, uint64_
     return ok;
 }
 
-static bool file_pwrite(BlockDriverState *bs, uint64_t offset, const void *buf,
-                        uint64_t bytes, GError **errp)
+static bool file_pwrite_bounce(BlockDriverState *bs, uint64_t offset, const uint8_t *buf,
+                               uint64_t bytes, GError **errp)
 {
-    FileState *s = bs->opaque;
     uint64_t start, end, tail;
     uint8_t *bounce;
     bool ok = true;
 
-    trace_event("file_pwrite",
-                "file=%s offset=0x%" G_GINT64_MODIFIER "x bytes=%" G_GUINT64_FORMAT,
-                bs->filename, offset, bytes);
-    if (!s->direct || file_is_aligned(offset, buf, bytes)) {
-        return file_write_loop(bs, offset, buf, bytes, errp);
-    }
     /* Read-modify-write of the partial blocks at both ends. */
     start = offset & ~(uint64_t)(FILE_DIRECT_ALIGN - 1);
     end = (offset + bytes + FILE_DIRECT_ALIGN - 1) & ~(uint64_t)(FILE_DIRECT_ALIGN - 1);
@@ -348,6 +340,51 @@ static bool file_pwrite(BlockDriverState *bs, uint64_t offset, const void *buf,
     }
     g_aligned_free(bounce);
     return ok;
+}
+
+static bool file_pread(BlockDriverState *bs, uint64_t offset, void *buf, uint64_t bytes,
+                       GError **errp)
+{
+    FileState *s = bs->opaque;
+    uint8_t *p = buf;
+
+    if (!s->direct || file_is_aligned(offset, buf, bytes)) {
+        return file_read_loop(bs, offset, buf, bytes, errp);
+    }
+    while (bytes > 0) {
+        uint64_t n = MIN(bytes, FILE_BOUNCE_MAX);
+        if (!file_pread_bounce(bs, offset, p, n, errp)) {
+            return false;
+        }
+        offset += n;
+        p += n;
+        bytes -= n;
+    }
+    return true;
+}
+
+static bool file_pwrite(BlockDriverState *bs, uint64_t offset, const void *buf,
+                        uint64_t bytes, GError **errp)
+{
+    FileState *s = bs->opaque;
+    const uint8_t *p = buf;
+
+    trace_event("file_pwrite",
+                "file=%s offset=0x%" G_GINT64_MODIFIER "x bytes=%" G_GUINT64_FORMAT,
+                bs->filename, offset, bytes);
+    if (!s->direct || file_is_aligned(offset, buf, bytes)) {
+        return file_write_loop(bs, offset, buf, bytes, errp);
+    }
+    while (bytes > 0) {
+        uint64_t n = MIN(bytes, FILE_BOUNCE_MAX);
+        if (!file_pwrite_bounce(bs, offset, p, n, errp)) {
+            return false;
+        }
+        offset += n;
+        p += n;
+        bytes -= n;
+    }
+    return true;
 }
 
 static bool file_flush(BlockDriverState *bs, GError **errp)

@@ -64,6 +64,10 @@ static bool cache_entry_writeback(Qcow2State *s, Qcow2Cache *c, Qcow2CacheEntry 
     if (!e->dirty) {
         return true;
     }
+    if (!qcow2_check_overlap(s, e->offset, s->cluster_size,
+                             c->is_l2 ? QCOW2_OL_L2 : QCOW2_OL_REFBLOCK, errp)) {
+        return false;
+    }
     trace_event("qcow2_cache_writeback", "%s offset=0x%" G_GINT64_MODIFIER "x",
                 c->is_l2 ? "l2" : "refblock", e->offset);
     if (!bdrv_pwrite(s->file, e->offset, e->table, s->cluster_size, errp)) {

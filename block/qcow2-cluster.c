@@ -228,20 +228,30 @@ static bool read_aligned(Qcow2State *s, uint64_t offset, uint8_t *buf, uint64_t 
 bool qcow2_read_guest(Qcow2State *s, uint64_t offset, uint8_t *buf, uint64_t bytes,
                       GError **errp)
 {
-    uint64_t start, end;
-    g_autofree uint8_t *bounce = NULL;
+    uint8_t sector[QCOW2_SECTOR];
 
-    if (!qcow2_is_encrypted_state(s) || ((offset | bytes) & (QCOW2_SECTOR - 1)) == 0) {
+    if (!qcow2_is_encrypted_state(s)) {
         return read_aligned(s, offset, buf, bytes, errp);
     }
-    /* Encryption works on whole 512-byte sectors. */
-    start = offset & ~(uint64_t)(QCOW2_SECTOR - 1);
-    end = (offset + bytes + QCOW2_SECTOR - 1) & ~(uint64_t)(QCOW2_SECTOR - 1);
-    bounce = g_malloc(end - start);
-    if (!read_aligned(s, start, bounce, end - start, errp)) {
-        return false;
+    /* Encryption works on whole 512-byte sectors: partial ones go through a bounce. */
+    while (bytes > 0) {
+        uint64_t head = offset & (QCOW2_SECTOR - 1), n;
+        if (head || bytes < QCOW2_SECTOR) {
+            n = MIN(bytes, QCOW2_SECTOR - head);
+            if (!read_aligned(s, offset - head, sector, QCOW2_SECTOR, errp)) {
+                return false;
+            }
+            memcpy(buf, sector + head, n);
+        } else {
+            n = bytes & ~(uint64_t)(QCOW2_SECTOR - 1);
+            if (!read_aligned(s, offset, buf, n, errp)) {
+                return false;
+            }
+        }
+        offset += n;
+        buf += n;
+        bytes -= n;
     }
-    memcpy(buf, bounce + (offset - start), bytes);
     return true;
 }
 
@@ -321,6 +331,29 @@ static bool read_old_cluster_part(Qcow2State *s, uint64_t e, uint64_t guest_clus
     }
 }
 
+/*
+ * A 4 KiB-aligned bounce buffer (O_DIRECT needs aligned memory) for data
+ * being encrypted or assembled; up to 1 MiB of it stays for the next write.
+ */
+static uint8_t *bounce_get(Qcow2State *s, uint64_t size)
+{
+    if (s->bounce_size < size) {
+        g_aligned_free(s->bounce);
+        s->bounce = g_aligned_alloc(size, 1, 4096);
+        s->bounce_size = size;
+    }
+    return s->bounce;
+}
+
+static void bounce_release(Qcow2State *s)
+{
+    if (s->bounce_size > (1u << 20)) {
+        g_aligned_free(s->bounce);
+        s->bounce = NULL;
+        s->bounce_size = 0;
+    }
+}
+
 static bool entry_writable_in_place(const Qcow2State *s, uint64_t e)
 {
     return qcow2_l2_entry_type(s, e) == QCOW2_CLUSTER_NORMAL && (e & QCOW_OFLAG_COPIED);
@@ -336,12 +369,12 @@ static bool write_allocating(Qcow2State *s, uint64_t offset, const uint8_t *buf,
     uint64_t total = nclusters << s->cluster_bits, new_off;
     uint64_t tail_from = in_cluster + bytes;
     uint64_t last_cluster_start = (nclusters - 1) << s->cluster_bits;
-    g_autofree uint8_t *data = NULL;
+    uint8_t *data;
 
     if (!qcow2_alloc_clusters(s, total, &new_off, errp)) {
         return false;
     }
-    data = g_malloc(total);
+    data = bounce_get(s, total);
     if (!read_old_cluster_part(s, l2_get(l2, l2i), guest_cluster, 0, in_cluster, data,
                                errp)) {
         goto fail;
@@ -357,7 +390,7 @@ static bool write_allocating(Qcow2State *s, uint64_t offset, const uint8_t *buf,
         !qcow2_encrypt(s, new_off, guest_cluster, data, total, errp)) {
         goto fail;
     }
-    if (!qcow2_check_data_overlap(s, new_off, total, errp) ||
+    if (!qcow2_check_overlap(s, new_off, total, 0, errp) ||
         !bdrv_pwrite(s->file, new_off, data, total, errp)) {
         goto fail;
     }
@@ -380,17 +413,17 @@ fail:
     return false;
 }
 
-static bool write_aligned(Qcow2State *s, uint64_t offset, const uint8_t *buf,
-                          uint64_t bytes, GError **errp)
+static bool write_aligned_runs(Qcow2State *s, uint64_t offset, const uint8_t *buf,
+                               uint64_t bytes, GError **errp)
 {
-    g_autofree uint8_t *bounce = NULL;
-    uint64_t bounce_size = 0;
-
     while (bytes > 0) {
         uint64_t l1i = offset >> (s->cluster_bits + s->l2_bits);
         uint64_t l2i = (offset >> s->cluster_bits) & (s->l2_size - 1);
         uint64_t in_cluster = qcow2_offset_into_cluster(s, offset);
-        uint64_t max = MIN(bytes, ((s->l2_size - l2i) << s->cluster_bits) - in_cluster);
+        /* Bounded runs: bounce buffers (encryption, new clusters) stay small. */
+        uint64_t max =
+            MIN(MIN(bytes, ((s->l2_size - l2i) << s->cluster_bits) - in_cluster),
+                MAX(QCOW2_MAX_RUN, s->cluster_size) - in_cluster);
         uint64_t e, n, k;
         uint8_t *l2;
         bool ok;
@@ -418,15 +451,11 @@ static bool write_aligned(Qcow2State *s, uint64_t offset, const uint8_t *buf,
             qcow2_cache_put(&s->l2_cache, l2);
             n = MIN(n, max);
             host = (e & L2E_OFFSET_MASK) + in_cluster;
-            if (!qcow2_check_data_overlap(s, host, n, errp)) {
+            if (!qcow2_check_overlap(s, host, n, 0, errp)) {
                 return false;
             }
             if (qcow2_is_encrypted_state(s)) {
-                if (bounce_size < n) {
-                    g_free(bounce);
-                    bounce = g_malloc(n);
-                    bounce_size = n;
-                }
+                uint8_t *bounce = bounce_get(s, n);
                 memcpy(bounce, buf, n);
                 if (!qcow2_encrypt(s, host, offset, bounce, n, errp) ||
                     !bdrv_pwrite(s->file, host, bounce, n, errp)) {
@@ -459,26 +488,46 @@ static bool write_aligned(Qcow2State *s, uint64_t offset, const uint8_t *buf,
     return true;
 }
 
+static bool write_aligned(Qcow2State *s, uint64_t offset, const uint8_t *buf,
+                          uint64_t bytes, GError **errp)
+{
+    bool ok = write_aligned_runs(s, offset, buf, bytes, errp);
+
+    bounce_release(s);
+    return ok;
+}
+
 bool qcow2_write_guest(Qcow2State *s, uint64_t offset, const uint8_t *buf, uint64_t bytes,
                        GError **errp)
 {
-    uint64_t start, end;
-    g_autofree uint8_t *bounce = NULL;
+    uint8_t sector[QCOW2_SECTOR];
 
-    if (!qcow2_is_encrypted_state(s) || ((offset | bytes) & (QCOW2_SECTOR - 1)) == 0) {
+    if (!qcow2_is_encrypted_state(s)) {
         return write_aligned(s, offset, buf, bytes, errp);
     }
-    /* Read-modify-write of the partial 512-byte sectors at both ends. */
-    start = offset & ~(uint64_t)(QCOW2_SECTOR - 1);
-    end = (offset + bytes + QCOW2_SECTOR - 1) & ~(uint64_t)(QCOW2_SECTOR - 1);
-    bounce = g_malloc(end - start);
-    if (!read_aligned(s, start, bounce, QCOW2_SECTOR, errp) ||
-        !read_aligned(s, end - QCOW2_SECTOR, bounce + (end - start - QCOW2_SECTOR),
-                      QCOW2_SECTOR, errp)) {
-        return false;
+    /* Read-modify-write of partial 512-byte sectors; whole ones go straight. */
+    while (bytes > 0) {
+        uint64_t head = offset & (QCOW2_SECTOR - 1), n;
+        if (head || bytes < QCOW2_SECTOR) {
+            n = MIN(bytes, QCOW2_SECTOR - head);
+            if (!read_aligned(s, offset - head, sector, QCOW2_SECTOR, errp)) {
+                return false;
+            }
+            memcpy(sector + head, buf, n);
+            if (!write_aligned(s, offset - head, sector, QCOW2_SECTOR, errp)) {
+                return false;
+            }
+        } else {
+            n = bytes & ~(uint64_t)(QCOW2_SECTOR - 1);
+            if (!write_aligned(s, offset, buf, n, errp)) {
+                return false;
+            }
+        }
+        offset += n;
+        buf += n;
+        bytes -= n;
     }
-    memcpy(bounce + (offset - start), buf, bytes);
-    return write_aligned(s, start, bounce, end - start, errp);
+    return true;
 }
 
 bool qcow2_discard_guest(Qcow2State *s, uint64_t offset, uint64_t bytes, GError **errp)
@@ -582,7 +631,7 @@ bool qcow2_write_compressed_cluster(Qcow2State *s, uint64_t offset, const uint8_
         qcow2_cache_put(&s->l2_cache, l2);
         return false;
     }
-    if (!qcow2_check_data_overlap(s, host, out_len, errp) ||
+    if (!qcow2_check_overlap(s, host, out_len, 0, errp) ||
         !bdrv_pwrite(s->file, host, out, out_len, errp)) {
         qcow2_cache_put(&s->l2_cache, l2);
         qcow2_free_later(s, host, out_len);

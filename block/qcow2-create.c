@@ -12,20 +12,6 @@
 #include "qcow2.h"
 #include "util/error.h"
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = v >> 24;
-    p[1] = v >> 16;
-    p[2] = v >> 8;
-    p[3] = v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    put_be32(p, v >> 32);
-    put_be32(p + 4, v);
-}
-
 /* Names QEMU 7.2 writes into the feature name table (qcow2 spec). */
 static const struct {
     uint8_t type, bit;
@@ -302,7 +288,7 @@ static bool create_zero_clusters(Qcow2State *s, uint64_t off, uint64_t bytes,
                        qcow2_size_to_clusters(s, bytes) << s->cluster_bits, errp);
 }
 
-bool qcow2_co_create(const char *filename, uint64_t size, KeyVal *opts, GError **errp)
+bool qcow2_create(const char *filename, uint64_t size, KeyVal *opts, GError **errp)
 {
     g_autoptr(KeyVal) own = NULL;
     g_autoptr(KeyVal) enc = NULL;

@@ -124,6 +124,14 @@ static bool refcount_cluster_is_fixed_metadata(Qcow2State *s, uint64_t ci)
     if (ci == 0) {
         return true;
     }
+    if (s->has_crypto_ext && off >= s->crypto_header_offset &&
+        off - s->crypto_header_offset < s->crypto_header_length) {
+        return true;
+    }
+    if (s->nb_snapshots && off >= s->snapshots_offset &&
+        off - s->snapshots_offset < s->snapshots_size) {
+        return true;
+    }
     if (off >= s->refcount_table_offset &&
         off < s->refcount_table_offset +
                   ((uint64_t)s->refcount_table_clusters << s->cluster_bits)) {
@@ -141,38 +149,58 @@ static bool refcount_find_free(Qcow2State *s, uint64_t n, uint64_t *index, GErro
 {
     uint64_t ci = MAX(s->free_cluster_index, 1), run = 0, start = ci;
     uint64_t limit = (uint64_t)1 << (56 - s->cluster_bits); /* L2E_OFFSET_MASK */
+    uint64_t per_block = 1ull << s->refblock_bits;
 
+    /* One refcount block at a time, scanning its entries in place. */
     for (;;) {
-        uint64_t rc;
+        uint64_t bi = ci >> s->refblock_bits, off, end = (bi + 1) * per_block;
+        uint8_t *block = NULL;
+
         if (ci + n > limit) {
             g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_IO,
                         "No free clusters left in '%s' (image too large)",
                         s->bs->filename);
             return false;
         }
-        if (!qcow2_get_refcount(s, ci, &rc, errp)) {
+        if (!refblock_offset(s, bi, &off, errp)) {
             return false;
         }
-        if (rc == 0 && refcount_cluster_is_fixed_metadata(s, ci)) {
-            qcow2_signal_corruption(
-                s, errp,
-                "Preventing invalid allocation of cluster %#" G_GINT64_MODIFIER
-                "x: it holds the header, L1 or refcount table",
-                ci << s->cluster_bits);
+        if (off && !qcow2_cache_get(s, &s->refblock_cache, off, &block, errp)) {
             return false;
         }
-        if (rc == 0) {
-            if (run == 0) {
+        for (; ci < end; ci++) {
+            uint64_t rc =
+                block ? qcow2_get_refcount_ro(s, block, ci & (per_block - 1)) : 0;
+            if (rc != 0) {
+                run = 0;
+                continue;
+            }
+            if (refcount_cluster_is_fixed_metadata(s, ci)) {
+                if (block) {
+                    qcow2_cache_put(&s->refblock_cache, block);
+                }
+                qcow2_signal_corruption(
+                    s, errp,
+                    "Preventing invalid allocation of cluster %#" G_GINT64_MODIFIER
+                    "x: it holds the header, L1, refcount or snapshot table or the "
+                    "encryption header",
+                    ci << s->cluster_bits);
+                return false;
+            }
+            if (run++ == 0) {
                 start = ci;
             }
-            if (++run == n) {
+            if (run == n) {
+                if (block) {
+                    qcow2_cache_put(&s->refblock_cache, block);
+                }
                 *index = start;
                 return true;
             }
-        } else {
-            run = 0;
         }
-        ci++;
+        if (block) {
+            qcow2_cache_put(&s->refblock_cache, block);
+        }
     }
 }
 

@@ -66,6 +66,8 @@
 #define REFT_RESERVED_MASK UINT64_C(0x1ff)
 
 #define QCOW2_SECTOR 512
+/* Largest run written at once (bounds bounce buffers for encryption and COW). */
+#define QCOW2_MAX_RUN (8u << 20)
 
 typedef enum {
     QCOW2_CLUSTER_UNALLOCATED,
@@ -179,6 +181,9 @@ typedef struct Qcow2State {
     GArray *pending_frees; /* Qcow2PendingFree */
     bool unsynced;         /* written since the last flush of the file */
 
+    uint8_t *bounce; /* write bounce buffer, 4 KiB aligned */
+    uint64_t bounce_size;
+
     /* decompression cache: one guest cluster */
     uint8_t *cluster_data;
     uint64_t cluster_cache_offset; /* host descriptor; UINT64_MAX = empty */
@@ -228,6 +233,36 @@ static inline bool qcow2_is_encrypted_state(const Qcow2State *s)
     return s->crypt_method != QCOW2_CRYPT_NONE;
 }
 
+/* Big-endian fields of the on-disk structures. */
+static inline uint32_t be32_at(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline uint64_t be64_at(const uint8_t *p)
+{
+    return (uint64_t)be32_at(p) << 32 | be32_at(p + 4);
+}
+
+static inline void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = v >> 24;
+    p[1] = v >> 16;
+    p[2] = v >> 8;
+    p[3] = v;
+}
+
+static inline void put_be64(uint8_t *p, uint64_t v)
+{
+    put_be32(p, v >> 32);
+    put_be32(p + 4, v);
+}
+
+/* qcow2-header.c */
+/* Read and validate the header and its extensions into s; never writes. */
+bool qcow2_read_header(Qcow2State *s, int flags, GError **errp);
+bool qcow2_load_l1(Qcow2State *s, GError **errp);
+
 /* qcow2.c */
 /* Report impossible metadata: set the corrupt bit (if writable), EIO. */
 void qcow2_signal_corruption(Qcow2State *s, GError **errp, const char *fmt, ...)
@@ -240,9 +275,15 @@ bool qcow2_write_l1(Qcow2State *s, GError **errp);
 bool qcow2_grow_l1(Qcow2State *s, uint64_t min_size, bool exact, GError **errp);
 /* Write out all metadata in crash-safe order and make it durable. */
 bool qcow2_flush_metadata(Qcow2State *s, GError **errp);
-/* Check a host range before writing guest data into it. */
-bool qcow2_check_data_overlap(Qcow2State *s, uint64_t offset, uint64_t bytes,
-                              GError **errp);
+/*
+ * Check a host range before writing into it: guest data may overlap no
+ * metadata; an L2 table or refcount block being written back may overlap
+ * nothing but its own kind (QCOW2_OL_* to ignore). Marks the image corrupt.
+ */
+#define QCOW2_OL_L2 1u
+#define QCOW2_OL_REFBLOCK 2u
+bool qcow2_check_overlap(Qcow2State *s, uint64_t offset, uint64_t bytes, unsigned ignore,
+                         GError **errp);
 
 /* qcow2-cache.c */
 void qcow2_cache_init(Qcow2Cache *c, int size, bool is_l2);
@@ -314,6 +355,11 @@ bool qcow2_encrypt(Qcow2State *s, uint64_t host_offset, uint64_t guest_offset,
 bool qcow2_decrypt(Qcow2State *s, uint64_t host_offset, uint64_t guest_offset,
                    uint8_t *buf, uint64_t len, GError **errp);
 LuksIO qcow2_luks_io(Qcow2State *s);
+
+/* qcow2-create.c */
+bool qcow2_create(const char *filename, uint64_t size, KeyVal *opts, GError **errp);
+/* Change LUKS key slots (the only options that can be amended). */
+bool qcow2_amend(BlockDriverState *bs, KeyVal *opts, GError **errp);
 
 /* qcow2-snapshot.c */
 bool qcow2_read_snapshots(Qcow2State *s, GError **errp);

@@ -3,7 +3,7 @@
  * VM's qcow2 drives. See include/system/snapshot.h and docs/snapshots.md.
  *
  * Save: stop the vCPUs, drain the TPM (no command in flight, NVRAM flushed to
- * its drive), flush every drive, stream every vmstate section into the
+ * its drive), stream every vmstate section into the
  * vmstate area of one drive, then create snapshot TAG on every drive - all
  * or none: a failure deletes the ones already made. Resume if it ran.
  *
@@ -382,17 +382,6 @@ static bool tpm_power_cycle_one(TPMBackend *be, GError **errp)
     return true;
 }
 
-static bool snap_flush_drives(SnapSet *set, GError **errp)
-{
-    for (guint i = 0; i < set->drives->len; i++) {
-        SnapDrive *d = g_ptr_array_index(set->drives, i);
-        if (!bdrv_flush(d->bs, errp)) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* ---- save ---- */
 
 static void snap_fill_info(BlockSnapshotInfo *sn, const char *tag, uint64_t vm_state_size,
@@ -400,13 +389,14 @@ static void snap_fill_info(BlockSnapshotInfo *sn, const char *tag, uint64_t vm_s
 {
     int64_t now = g_get_real_time();
     int64_t len = bdrv_getlength(bs);
+    int64_t clock = vclock_get_ns();
 
     memset(sn, 0, sizeof(*sn));
     sn->name = g_strdup(tag);
     sn->vm_state_size = vm_state_size;
     sn->date_sec = (uint32_t)(now / G_USEC_PER_SEC);
     sn->date_nsec = (uint32_t)(now % G_USEC_PER_SEC) * 1000;
-    sn->vm_clock_nsec = (uint64_t)MAX(vclock_get_ns(), 0);
+    sn->vm_clock_nsec = (uint64_t)MAX(clock, 0);
     sn->icount = -1;
     sn->disk_size = len > 0 ? (uint64_t)len : 0;
 }
@@ -518,9 +508,11 @@ static bool snap_save_stopped(SnapSet *set, const char *tag, GError **errp)
 {
     g_autoptr(GByteArray) stream = g_byte_array_new();
 
-    if (!tpm_walk(tpm_drain_one, errp) || !snap_flush_drives(set, errp)) {
+    /* bdrv_snapshot_create flushes each drive's caches before it copies the L1. */
+    if (!tpm_walk(tpm_drain_one, errp)) {
         return false;
     }
+    trace_event("snapshot_save_drained", "tag=%s", tag);
     g_byte_array_set_size(stream, SNAPSHOT_HDR_SIZE);
     if (!vmstate_save_all(stream, errp)) {
         return false;
@@ -544,6 +536,8 @@ static bool snap_save_stopped(SnapSet *set, const char *tag, GError **errp)
             snap_delete_created(set, tag);
             return false;
         }
+        trace_event("snapshot_save_created", "tag=%s drive=%s id=%s", tag,
+                    bdrv_get_id(d->bs), sn.id_str);
         d->new_id = g_steal_pointer(&sn.id_str);
         block_snapshot_info_clear(&sn);
     }
@@ -593,6 +587,7 @@ bool snapshot_save(const char *tag, const char *vmstate, const char *const *devi
     if (!snap_stop(&run, RUN_STATE_SAVE_VM, errp)) {
         return false;
     }
+    trace_event("snapshot_save_start", "tag=%s drives=%u", tag, set->drives->len);
     ok = snap_save_stopped(set, tag, errp);
     if (ok) {
         /* Committed: the old snapshots with this tag go now. */
@@ -609,6 +604,7 @@ bool snapshot_save(const char *tag, const char *vmstate, const char *const *devi
         }
     }
     snap_resume(&run, false);
+    trace_event("snapshot_save_done", "tag=%s ok=%d", tag, ok);
     return ok;
 }
 
@@ -638,6 +634,8 @@ static bool snap_create_undo(SnapSet *set, GError **errp)
             g_prefix_error(errp, "Cannot create the undo snapshot on %s: ", desc);
             return false;
         }
+        trace_event("snapshot_undo_created", "drive=%s id=%s", bdrv_get_id(d->bs),
+                    sn.id_str);
         d->undo_id = g_steal_pointer(&sn.id_str);
         block_snapshot_info_clear(&sn);
     }
@@ -737,6 +735,7 @@ static bool snap_load_stopped(SnapSet *set, const char *tag, bool disk_only,
             return false;
         }
         d->reverted = true;
+        trace_event("snapshot_load_reverted", "tag=%s drive=%s", tag, bdrv_get_id(d->bs));
     }
     if (!tpm_walk(tpm_reload_one, errp)) {
         return false;
@@ -755,6 +754,8 @@ static bool snap_load_stopped(SnapSet *set, const char *tag, bool disk_only,
     if (!snap_header_check(buf, set->vmstate->vm_state_size, what, errp)) {
         return false;
     }
+    trace_event("snapshot_load_read", "tag=%s bytes=%" G_GUINT64_FORMAT, tag,
+                set->vmstate->vm_state_size);
     if (!vmstate_load_all(buf + SNAPSHOT_HDR_SIZE,
                           set->vmstate->vm_state_size - SNAPSHOT_HDR_SIZE, errp)) {
         g_prefix_error(errp, "%s cannot be loaded: ", what);
@@ -816,8 +817,9 @@ static bool snap_load(const char *tag, const char *vmstate, const char *const *d
     if (!snap_stop(&run, RUN_STATE_RESTORE_VM, errp)) {
         return false;
     }
-    if (!tpm_walk(tpm_drain_one, &err) || !snap_flush_drives(set, &err) ||
-        !snap_create_undo(set, &err)) {
+    trace_event("snapshot_load_start", "tag=%s drives=%u disk_only=%d", tag,
+                set->drives->len, disk_only);
+    if (!tpm_walk(tpm_drain_one, &err) || !snap_create_undo(set, &err)) {
         snap_delete_undo(set);
         snap_resume(&run, false);
         g_propagate_error(errp, err);
@@ -834,6 +836,7 @@ static bool snap_load(const char *tag, const char *vmstate, const char *const *d
         ram_vmstate_set_skip(true);
         ok = vmstate_save_all(backup, &err);
         ram_vmstate_set_skip(false);
+        trace_event("snapshot_load_backup", "bytes=%u", backup->len);
         if (!ok) {
             g_prefix_error(&err, "Cannot keep the current VM state aside: ");
             snap_delete_undo(set);
@@ -843,10 +846,14 @@ static bool snap_load(const char *tag, const char *vmstate, const char *const *d
         }
     }
     if (snap_load_stopped(set, tag, disk_only, &applying, &err)) {
+        trace_event("snapshot_load_applied", "tag=%s", tag);
         snap_delete_undo(set);
         snap_resume(&run, true);
+        trace_event("snapshot_load_done", "tag=%s", tag);
         return true;
     }
+    trace_event("snapshot_load_rollback", "tag=%s applying=%d: %s", tag, applying,
+                err->message);
     if (snap_rollback(set, &rb_err) &&
         (!applying || !backup || vmstate_load_all(backup->data, backup->len, &rb_err))) {
         snap_delete_undo(set);
@@ -988,7 +995,8 @@ bool snapshot_info(GString *out, GError **errp)
     counts = g_new0(int, ndrives);
     for (guint i = 0; i < ndrives; i++) {
         SnapDrive *d = g_ptr_array_index(set->drives, i);
-        counts[i] = MAX(bdrv_snapshot_list(d->bs, &lists[i]), 0);
+        int n = bdrv_snapshot_list(d->bs, &lists[i]); /* MAX() would call it twice */
+        counts[i] = MAX(n, 0);
         total += counts[i];
     }
     if (total == 0) {

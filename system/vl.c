@@ -742,7 +742,8 @@ static void vl_create_tpmdev(const VlArg *a)
         if (help && !err) {
             exit(0);
         }
-        vl_fail(a, err);
+        /* the backend layer names the -tpmdev option in its messages */
+        vl_fail(NULL, err);
     }
 }
 

@@ -7,7 +7,11 @@
  * all on this machine in this run, each timed through QMP
  * human-monitor-command (the reply comes when the command is done).
  *
- *   snapshot-bench [--tpmvm PATH] [--rounds N] [--no-peer]
+ *   snapshot-bench [--tpmvm PATH] [--rounds N] [--no-peer] [--dir DIR]
+ *
+ * --dir puts the images in DIR (default: $TMPDIR). On tmpfs (/dev/shm) a
+ * flush costs nothing, which shows the cost of the snapshot machinery itself
+ * rather than of the host disk's flushes.
  *
  * Prints the median savevm, loadvm and their sum per target, then the ratios
  * the project holds itself to: tpmvm plain / QEMU plain <= 0.5 and tpmvm
@@ -547,6 +551,7 @@ int main(int argc, char **argv)
     const char *binary = "build/tpmvm";
     int rounds = 10;
     bool peer = true;
+    const char *dir = NULL;
     g_autofree char *root = NULL;
     Vm plain = {.name = "tpmvm plain"}, luks = {.name = "tpmvm LUKS"},
        qemu = {.name = "qemu+swtpm plain"};
@@ -562,13 +567,22 @@ int main(int argc, char **argv)
             rounds = CLAMP(n, 1, 64);
         } else if (!strcmp(argv[i], "--no-peer")) {
             peer = false;
+        } else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
+            dir = argv[++i];
         } else {
             fprintf(stderr,
                     "usage: snapshot-bench [--tpmvm PATH] [--rounds N] [--no-peer]\n");
             return 2;
         }
     }
-    root = g_dir_make_tmp("snapshot-bench-XXXXXX", NULL);
+    if (dir) {
+        root = g_build_filename(dir, "snapshot-bench-XXXXXX", NULL);
+        if (!g_mkdtemp(root)) {
+            die(NULL, "cannot create a directory in %s: %s", dir, g_strerror(errno));
+        }
+    } else {
+        root = g_dir_make_tmp("snapshot-bench-XXXXXX", NULL);
+    }
     scratch_root = root;
     for (unsigned i = 0; i < G_N_ELEMENTS(vms); i++) {
         vms[i]->dir = g_build_filename(root,
@@ -607,8 +621,9 @@ int main(int argc, char **argv)
         }
     }
 
-    printf("savevm + loadvm, %s MiB idle VM with a started TPM 2.0, %d rounds\n", RAM_MB,
-           rounds);
+    printf("savevm + loadvm, %s MiB idle VM with a started TPM 2.0, %d rounds, images in "
+           "%s\n",
+           RAM_MB, rounds, dir ? dir : g_get_tmp_dir());
     printf("%-20s %12s %12s %12s %12s\n", "", "savevm ms", "loadvm ms", "sum ms",
            "best sum ms");
     for (unsigned i = 0; i < G_N_ELEMENTS(vms); i++) {

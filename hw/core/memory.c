@@ -210,6 +210,29 @@ bool address_space_write(AddressSpace *as, uint64_t addr, unsigned size, uint64_
     return true;
 }
 
+/*
+ * Size of the next access of a buffer transfer at `off` into MMIO region mr:
+ * the widest power of two the device accepts that is naturally aligned and
+ * fits both the rest of the buffer and the region, so that a 64-byte
+ * transfer into a 4-byte register window is 16 accesses, not 64. Bytes go
+ * in little-endian lanes (buffer byte i is bits 8i..8i+7), as with
+ * single-byte accesses. 1 when nothing wider fits (the device may then
+ * refuse it, as before).
+ */
+static unsigned mmio_chunk(const MemoryRegion *mr, uint64_t off, uint64_t len)
+{
+    unsigned min = mr->ops->min_access_size ? mr->ops->min_access_size : 1;
+    unsigned max = mr->ops->max_access_size ? mr->ops->max_access_size : 8;
+
+    for (unsigned size = 8; size > 1; size /= 2) {
+        if (size <= max && size >= min && size <= len && !(off & (size - 1)) &&
+            size <= mr->size && off <= mr->size - size) {
+            return size;
+        }
+    }
+    return 1;
+}
+
 bool address_space_rw(AddressSpace *as, uint64_t addr, void *buf, uint64_t len,
                       bool is_write)
 {
@@ -229,13 +252,18 @@ bool address_space_rw(AddressSpace *as, uint64_t addr, void *buf, uint64_t len,
                 memcpy(p, mr->ram + off, chunk);
             }
         } else if (mr) {
-            uint64_t v;
-            chunk = 1;
+            uint64_t v = 0;
+            chunk = mmio_chunk(mr, addr - mr->base, len);
             if (is_write) {
-                ok &= address_space_write(as, addr, 1, *p);
+                for (unsigned i = 0; i < chunk; i++) {
+                    v |= (uint64_t)p[i] << (8 * i);
+                }
+                ok &= address_space_write(as, addr, chunk, v);
             } else {
-                ok &= address_space_read(as, addr, 1, &v);
-                *p = (uint8_t)v;
+                ok &= address_space_read(as, addr, chunk, &v);
+                for (unsigned i = 0; i < chunk; i++) {
+                    p[i] = (uint8_t)(v >> (8 * i));
+                }
             }
         } else {
             /* a gap: up to the next region in one step */

@@ -7,6 +7,7 @@
 #define UTIL_TRACE_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <glib.h>
 
 typedef struct TraceEvent {

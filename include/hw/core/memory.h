@@ -55,8 +55,10 @@ bool address_space_read(AddressSpace *as, uint64_t addr, unsigned size, uint64_t
 bool address_space_write(AddressSpace *as, uint64_t addr, unsigned size, uint64_t val);
 
 /*
- * Byte-buffer access spanning RAM and MMIO (MMIO bytes go through 1-byte
- * accesses). Returns false if any byte had no region.
+ * Byte-buffer access spanning RAM and MMIO. MMIO bytes go through the
+ * widest naturally aligned accesses the region accepts (up to its
+ * max_access_size), buffer bytes in little-endian lanes; 1-byte accesses
+ * where nothing wider fits. Returns false if any byte had no region.
  */
 bool address_space_rw(AddressSpace *as, uint64_t addr, void *buf, uint64_t len,
                       bool is_write);

@@ -510,6 +510,40 @@ static void test_random_bytes_never_crash(Fixture *f, gconstpointer data)
     g_rand_free(rnd);
 }
 
+/*
+ * A store that passes its checksums but holds state libtpms refuses (a TPM
+ * 1.2's, relabelled as 2.0): the TPM cannot start, which at machine start
+ * ends tpmvm (as QEMU ends when its TPM backend cannot start) with the
+ * reason, and the image is left alone.
+ */
+static void test_libtpms_refusal_is_a_startup_error(Fixture *f, gconstpointer data)
+{
+    uint8_t sb[512];
+    struct sha256_ctx ctx;
+    QTestState *qts = qtest_initf("%s -tpmdev builtin,id=tpm0,drive=tpmnv,version=1.2 "
+                                  "-device tpm-tis,tpmdev=tpm0",
+                                  f->args);
+    g_autofree char *args = NULL;
+
+    tpm_tis_request_locality(qts, 0);
+    g_assert_cmphex(run(qts, tpm12_cmd_startup(TPM12_ST_CLEAR)), ==, 0);
+    qtest_quit(qts);
+    /* relabel: superblock TPM version 1 -> 2, checksum made valid again */
+    drive_pread(f, 0, sb, sizeof(sb));
+    g_assert_cmpuint(tc_get32(sb + 16), ==, 1);
+    sb[19] = 2;
+    sha256_init(&ctx);
+    sha256_update(&ctx, 480, sb);
+    sha256_digest(&ctx, 32, sb + 480);
+    drive_pwrite(f, 0, sb, sizeof(sb));
+
+    args = g_strdup_printf(
+        "%s -tpmdev builtin,id=tpm0,drive=tpmnv -device tpm-tis,tpmdev=tpm0", f->args);
+    start_fails(
+        f, args,
+        "TPM backend 'tpm0' failed to start: libtpms could not start the TPM 2.0");
+}
+
 static void test_path_creates_encrypted_image(void)
 {
     GError *err = NULL;
@@ -587,6 +621,8 @@ int main(int argc, char **argv)
         test_corrupt_both_slots_is_an_error);
     ADD("/tpm-builtin/drive/corrupt/random-bytes-never-crash",
         test_random_bytes_never_crash);
+    ADD("/tpm-builtin/drive/corrupt/libtpms-refusal-is-a-startup-error",
+        test_libtpms_refusal_is_a_startup_error);
     g_test_add_func("/tpm-builtin/path/creates-encrypted-image-then-reopens",
                     test_path_creates_encrypted_image);
     rc = g_test_run();

@@ -230,9 +230,12 @@ static void test_direct_bounce(void)
     g_autoptr(GError) err = NULL;
     BlockDriverState *bs;
 
-    bt_create("raw", path, 64 << 10, NULL);
+    bt_create("raw", path, 16 << 20, NULL);
     bs = bt_open_opts(opts, BDRV_O_RDWR | BDRV_O_NOCACHE, &err);
     g_assert_no_error(err);
+    bt_write_pattern(bs, (1 << 20) + 3, 9 << 20, 7); /* several bounce buffers */
+    bt_check_pattern(bs, (1 << 20) + 3, 9 << 20, 7);
+    bt_check_pattern(bs, 1 << 20, 3, 0);
     bt_write_pattern(bs, 4095, 2, 1);
     bt_write_pattern(bs, 8192, 4096, 2);
     bt_write_pattern(bs, 13, 9000, 3);

@@ -220,6 +220,23 @@ static void test_write_over_metadata_prevented(void)
     g_assert_cmphex(bt_read_be64(path, 72) & 2, ==, 2);
 }
 
+static void test_l2_over_metadata_prevented(void)
+{
+    g_autofree char *path = make_image("l2overlap.qcow2");
+    g_autoptr(GError) err = NULL;
+    BlockDriverState *bs;
+
+    /* L1[0] claims its L2 table is the refcount table */
+    bt_patch_be64(path, 3 * CS, (1ull << 63) | CS);
+    bs = bt_open(path, "qcow2", true);
+    bt_write_pattern(bs, 0, 512, 4); /* modifies "L2" in the cache only */
+    g_assert_false(bdrv_flush(bs, &err));
+    g_assert_nonnull(strstr(err->message, "overlaps with refcount table"));
+    bdrv_close(bs);
+    g_assert_cmphex(bt_read_be64(path, CS), ==, 2 * CS);
+    g_assert_cmphex(bt_read_be64(path, 72) & 2, ==, 2);
+}
+
 static void test_beyond_eof_reported(void)
 {
     g_autofree char *path = make_image("eof.qcow2");
@@ -271,6 +288,8 @@ int main(int argc, char **argv)
                     test_unaligned_entry_marks_corrupt);
     g_test_add_func("/qcow2/check/write-over-metadata-prevented",
                     test_write_over_metadata_prevented);
+    g_test_add_func("/qcow2/check/l2-table-over-metadata-prevented",
+                    test_l2_over_metadata_prevented);
     g_test_add_func("/qcow2/check/reference-beyond-eof-reported",
                     test_beyond_eof_reported);
     g_test_add_func("/qcow2/check/snapshot-references-counted",

@@ -1,6 +1,6 @@
 /*
- * Crash safety: a workload of allocating writes, flushes and snapshot
- * create/apply/delete runs on a qcow2 image above the blkcrash filter (a
+ * Crash safety: a workload of allocating writes, vmstate writes, flushes and
+ * snapshot create/apply/delete runs on a qcow2 image above the blkcrash filter (a
  * test double for power loss), which cuts it at a random write and keeps a
  * random subset of the unflushed writes. Every resulting image must open
  * read-write (repairing a dirty image), have no corruption in check (leaks
@@ -55,8 +55,13 @@ static void workload_run(BlockDriverState *bs, Workload *w, uint32_t seed)
     int next = 0;
 
     for (int i = 0; i < 60 && !blkcrash_is_dead(bs); i++) {
-        int op = g_rand_int_range(rng, 0, 20);
-        if (op < 12) {
+        int op = g_rand_int_range(rng, 0, 21);
+        if (op == 20) {
+            /* vmstate beyond the disk: grows the L1 table */
+            uint64_t pos = g_rand_int_range(rng, 0, 1 << 20);
+            bt_fill(buf, pos, 5000, i + 1);
+            bdrv_save_vmstate(bs, buf, pos, 5000, NULL);
+        } else if (op < 12) {
             uint64_t len = g_rand_int_range(rng, 1, 128 << 10);
             uint64_t off = g_rand_int_range(rng, 0, DISK - len);
             bt_fill(buf, off, len, seed * 1000 + i);
@@ -217,6 +222,12 @@ static void test_crash_512(void)
     run_crashes("cluster_size=512", NULL, 60, 3000);
 }
 
+static void test_crash_table_growth(void)
+{
+    /* 64-bit refcounts in 512 B clusters: the refcount table grows too */
+    run_crashes("cluster_size=512,refcount_bits=64", NULL, 40, 5000);
+}
+
 static void test_crash_luks(void)
 {
     run_crashes("cluster_size=4096", "sec0", 40, 4000);
@@ -233,6 +244,8 @@ int main(int argc, char **argv)
                     test_crash_64k_refcount_64);
     g_test_add_func("/qcow2/crash/cut-anywhere-512-clusters-no-corruption",
                     test_crash_512);
+    g_test_add_func("/qcow2/crash/cut-anywhere-table-growth-no-corruption",
+                    test_crash_table_growth);
     g_test_add_func("/qcow2/crash/cut-anywhere-luks-no-corruption", test_crash_luks);
     ret = g_test_run();
     bt_cleanup();

@@ -175,6 +175,30 @@ static void test_luks_bad_fde(void)
     expect_refused(path, "Invalid encryption header length", BDRV_O_RDWR);
 }
 
+static void test_refblock_outside_refused(void)
+{
+    g_autofree char *path = fresh_copy("refblock.qcow2");
+    BdrvCheckResult res;
+    g_autoptr(GError) err = NULL;
+    g_autofree char *opts = g_strdup_printf("driver=qcow2,file.filename=%s", path);
+    BlockDriverState *bs;
+
+    bt_patch_be64(path, 0x10000, 1ull << 40);
+    expect_refused(path, "refcount block 0 is outside the image", BDRV_O_RDWR);
+    /* reading works; check -r all rebuilds the refcounts */
+    bs = bt_open(path, "qcow2", false);
+    bdrv_close(bs);
+    bs = bt_open_opts(opts, BDRV_O_RDWR | BDRV_O_CHECK, &err);
+    g_assert_no_error(err);
+    g_assert_true(
+        bdrv_check(bs, &res, BDRV_FIX_LEAKS | BDRV_FIX_ERRORS | BDRV_CHECK_QUIET, &err));
+    g_assert_cmpint(res.corruptions, ==, 0);
+    bdrv_close(bs);
+    bs = bt_open(path, "qcow2", true);
+    bt_assert_clean(bs);
+    bdrv_close(bs);
+}
+
 static void test_unknown_autoclear_cleared(void)
 {
     g_autofree char *path = fresh_copy("autoclear.qcow2");
@@ -260,6 +284,8 @@ int main(int argc, char **argv)
     g_test_add_func("/qcow2/header/snapshot-table-entries-checked",
                     test_snapshot_extra_too_large);
     g_test_add_func("/qcow2/header/luks-area-checked", test_luks_bad_fde);
+    g_test_add_func("/qcow2/header/refcount-block-outside-refused-for-writing",
+                    test_refblock_outside_refused);
     g_test_add_func("/qcow2/header/unknown-autoclear-cleared-on-write-open",
                     test_unknown_autoclear_cleared);
     g_test_add_func("/qcow2/header/unknown-extension-kept", test_unknown_extension_kept);

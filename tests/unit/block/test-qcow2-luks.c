@@ -74,6 +74,26 @@ static void test_model_unaligned(void)
     g_rand_free(rng);
 }
 
+static void test_large_unaligned(void)
+{
+    g_autofree char *path = bt_path("large.qcow2");
+    BlockDriverState *bs;
+
+    /* longer than one bounded run (8 MiB) and unaligned at both ends */
+    bt_create_luks(path, 32 << 20, "sec0", "cluster_size=2M");
+    bs = bt_open_luks(path, "sec0", true);
+    bt_write_pattern(bs, 1001, 20 << 20, 11);
+    bt_write_pattern(bs, 5 << 20, 9 << 20, 12); /* in place, across runs */
+    bdrv_close(bs);
+    bs = bt_open_luks(path, "sec0", false);
+    bt_check_pattern(bs, 0, 1001, 0);
+    bt_check_pattern(bs, 1001, (5 << 20) - 1001, 11);
+    bt_check_pattern(bs, 5 << 20, 9 << 20, 12);
+    bt_check_pattern(bs, 14 << 20, (20 << 20) + 1001 - (14 << 20), 11);
+    bt_assert_clean(bs);
+    bdrv_close(bs);
+}
+
 static void test_wrong_passphrase(void)
 {
     g_autofree char *path = bt_path("wrong.qcow2");
@@ -282,6 +302,7 @@ int main(int argc, char **argv)
     bt_secret("bad", "battery staple");
     g_test_add_func("/qcow2/luks/write-read-round-trips", test_write_read);
     g_test_add_func("/qcow2/luks/unaligned-writes-match-model", test_model_unaligned);
+    g_test_add_func("/qcow2/luks/large-unaligned-requests", test_large_unaligned);
     g_test_add_func("/qcow2/luks/wrong-passphrase-fails-unchanged",
                     test_wrong_passphrase);
     g_test_add_func("/qcow2/luks/missing-secret-fails-unchanged", test_missing_secret);

@@ -12,7 +12,16 @@ typedef struct TestDev {
     unsigned reads, writes;
     uint64_t last_addr;
     unsigned last_size;
+    char sizes[32]; /* one digit per access, in order */
 } TestDev;
+
+static void testdev_log(TestDev *d, unsigned size)
+{
+    size_t n = strlen(d->sizes);
+    if (n + 1 < sizeof(d->sizes)) {
+        d->sizes[n] = (char)('0' + size);
+    }
+}
 
 static uint64_t testdev_read(void *opaque, uint64_t addr, unsigned size)
 {
@@ -20,6 +29,7 @@ static uint64_t testdev_read(void *opaque, uint64_t addr, unsigned size)
     uint64_t v = 0;
 
     d->reads++;
+    testdev_log(d, size);
     d->last_addr = addr;
     d->last_size = size;
     for (unsigned i = 0; i < size; i++) {
@@ -33,6 +43,7 @@ static void testdev_write(void *opaque, uint64_t addr, uint64_t val, unsigned si
     TestDev *d = opaque;
 
     d->writes++;
+    testdev_log(d, size);
     d->last_addr = addr;
     d->last_size = size;
     for (unsigned i = 0; i < size; i++) {
@@ -188,12 +199,53 @@ static void test_rw_spans_ram_mmio_and_gaps(void)
     g_assert_true(address_space_rw(as, 0, in, 48, true));
     g_assert_cmpmem(ram, 32, in, 32);
     g_assert_cmpmem(dev.regs, 16, in + 32, 16);
-    g_assert_cmpuint(dev.writes, ==, 32); /* MMIO bytes one at a time, twice */
+    g_assert_cmpuint(dev.writes, ==, 8); /* 16 MMIO bytes as four 4-byte writes, twice */
     g_assert_false(address_space_rw(as, 0, out, 64, false));
     g_assert_cmpmem(out, 48, in, 48);
     for (int i = 48; i < 64; i++) {
         g_assert_cmphex(out[i], ==, 0xff);
     }
+    address_space_free(as);
+}
+
+/*
+ * A buffer transfer into MMIO uses the widest aligned access the region
+ * accepts, with buffer bytes in little-endian lanes: the device sees the
+ * same bytes at the same offsets as with 1-byte accesses.
+ */
+static void test_rw_mmio_uses_widest_aligned_accesses(void)
+{
+    AddressSpace *as = address_space_new("test");
+    TestDev dev = {0}, narrow = {0};
+    static const MemoryRegionOps byte_ops = {
+        .read = testdev_read,
+        .write = testdev_write,
+        .min_access_size = 1,
+        .max_access_size = 1,
+    };
+    MemoryRegion m = {
+        .name = "dev", .base = 0, .size = 16, .ops = &testdev_ops, .opaque = &dev};
+    MemoryRegion b = {
+        .name = "bytes", .base = 16, .size = 16, .ops = &byte_ops, .opaque = &narrow};
+    uint8_t in[9] = {0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99}, out[16];
+
+    address_space_add(as, &m);
+    address_space_add(as, &b);
+    /* offset 1, 9 bytes: 1 byte to reach 2-alignment, 2 to reach 4, then 4, then 2 */
+    g_assert_true(address_space_rw(as, 1, in, sizeof(in), true));
+    g_assert_cmpstr(dev.sizes, ==, "1242");
+    g_assert_cmpmem(dev.regs + 1, 9, in, 9);
+    g_assert_cmphex(dev.regs[0], ==, 0);
+    g_assert_cmphex(dev.regs[10], ==, 0);
+    memset(dev.sizes, 0, sizeof(dev.sizes));
+    g_assert_true(address_space_rw(as, 0, out, 16, false));
+    g_assert_cmpstr(dev.sizes, ==, "4444");
+    g_assert_cmphex(out[0], ==, 0);
+    g_assert_cmpmem(out + 1, 9, in, 9);
+    /* a region that takes only bytes still gets bytes */
+    g_assert_true(address_space_rw(as, 16, in, 4, true));
+    g_assert_cmpstr(narrow.sizes, ==, "1111");
+    g_assert_cmpmem(narrow.regs, 4, in, 4);
     address_space_free(as);
 }
 
@@ -265,6 +317,8 @@ int main(int argc, char **argv)
                     test_mmio_default_sizes_are_1_to_8);
     g_test_add_func("/memory/rw/spans-ram-mmio-and-gaps",
                     test_rw_spans_ram_mmio_and_gaps);
+    g_test_add_func("/memory/rw/mmio-uses-widest-aligned-accesses",
+                    test_rw_mmio_uses_widest_aligned_accesses);
     g_test_add_func("/memory/fill/skips-gaps", test_fill_skips_gaps);
     g_test_add_func("/memory/ram-ptr/only-inside-one-region",
                     test_ram_ptr_only_inside_one_region);

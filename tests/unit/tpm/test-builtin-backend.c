@@ -224,6 +224,29 @@ static void test_nv_survives_destroy_and_reopen(Fixture *f, gconstpointer data)
     pcr_expect(f, 10, zero);
 }
 
+static void test_nv_write_costs_one_write_and_flush(Fixture *f, gconstpointer data)
+{
+    TPMBuiltinStats a, b;
+    uint8_t msg[8] = "counter";
+
+    be_open(f, TPM_VERSION_2_0);
+    g_assert_cmphex(run(f, tpm2_cmd_startup(TPM2_SU_CLEAR)), ==, 0);
+    g_assert_cmphex(run(f, tpm2_cmd_nv_define(TEST_NV_INDEX, sizeof(msg))), ==, 0);
+    tpm_builtin_get_stats(f->be, &a);
+    g_assert_cmphex(run(f, tpm2_cmd_nv_write(TEST_NV_INDEX, msg, sizeof(msg), 0)), ==, 0);
+    tpm_builtin_get_stats(f->be, &b);
+    /* durable before the completion ran: one slot write, one flush */
+    g_assert_cmpuint(b.commands - a.commands, ==, 1);
+    g_assert_cmpuint(b.writes - a.writes, ==, 1);
+    g_assert_cmpuint(b.flushes - a.flushes, ==, 1);
+    g_assert_cmpuint(b.bytes_written - a.bytes_written, <=, 4096);
+    /* reading changes nothing on the drive */
+    g_assert_cmphex(run(f, tpm2_cmd_nv_read(TEST_NV_INDEX, sizeof(msg), 0)), ==, 0);
+    tpm_builtin_get_stats(f->be, &a);
+    g_assert_cmpuint(a.writes, ==, b.writes);
+    g_assert_cmpuint(a.flushes, ==, b.flushes);
+}
+
 static void test_reset_keeps_permanent_drops_volatile(Fixture *f, gconstpointer data)
 {
     GError *err = NULL;
@@ -512,6 +535,8 @@ int main(int argc, char **argv)
     ADD("/builtin/backend/commands-and-selftest-flag", test_commands_and_selftest);
     ADD("/builtin/backend/nv-survives-destroy-and-reopen",
         test_nv_survives_destroy_and_reopen);
+    ADD("/builtin/backend/nv-write-costs-one-write-and-one-flush",
+        test_nv_write_costs_one_write_and_flush);
     ADD("/builtin/backend/reset-keeps-permanent-drops-volatile",
         test_reset_keeps_permanent_drops_volatile);
     ADD("/builtin/backend/startup-error-is-reported", test_startup_error_is_reported);

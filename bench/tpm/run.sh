@@ -1,0 +1,10 @@
+#!/bin/sh
+# Build and run the TPM benchmark: tpmvm's built-in TPM against raw libtpms
+# (the ceiling) and QEMU + swtpm (the peer, skipped when absent).
+#   bench/tpm/run.sh [BUILDDIR] [--seconds S]
+set -eu
+srcdir=$(cd "$(dirname "$0")/../.." && pwd)
+builddir=${1:-$srcdir/build}
+[ $# -gt 0 ] && shift
+ninja -C "$builddir" tpmvm tools/tpmvm-img bench/tpm/tpm-bench >/dev/null
+exec "$builddir/bench/tpm/tpm-bench" --tpmvm "$builddir/tpmvm" "$@"
