@@ -106,11 +106,13 @@ void crypto_xts_encrypt(CryptoXts *xts, uint64_t sector, uint8_t *buf, size_t le
     g_assert(len % LUKS_SECTOR_SIZE == 0);
     for (size_t off = 0; off < len; off += LUKS_SECTOR_SIZE, sector++) {
         if (xts->key_len == 32) {
-            crypto_xts_sector(&xts->keys->enc.aes128.cipher, (nettle_cipher_func *)aes128_encrypt,
+            crypto_xts_sector(&xts->keys->enc.aes128.cipher,
+                              (nettle_cipher_func *)aes128_encrypt,
                               &xts->keys->enc.aes128.tweak_cipher,
                               (nettle_cipher_func *)aes128_encrypt, sector, buf + off);
         } else {
-            crypto_xts_sector(&xts->keys->enc.aes256.cipher, (nettle_cipher_func *)aes256_encrypt,
+            crypto_xts_sector(&xts->keys->enc.aes256.cipher,
+                              (nettle_cipher_func *)aes256_encrypt,
                               &xts->keys->enc.aes256.tweak_cipher,
                               (nettle_cipher_func *)aes256_encrypt, sector, buf + off);
         }
@@ -122,11 +124,13 @@ void crypto_xts_decrypt(CryptoXts *xts, uint64_t sector, uint8_t *buf, size_t le
     g_assert(len % LUKS_SECTOR_SIZE == 0);
     for (size_t off = 0; off < len; off += LUKS_SECTOR_SIZE, sector++) {
         if (xts->key_len == 32) {
-            crypto_xts_sector(&xts->keys->dec.aes128.cipher, (nettle_cipher_func *)aes128_decrypt,
+            crypto_xts_sector(&xts->keys->dec.aes128.cipher,
+                              (nettle_cipher_func *)aes128_decrypt,
                               &xts->keys->dec.aes128.tweak_cipher,
                               (nettle_cipher_func *)aes128_encrypt, sector, buf + off);
         } else {
-            crypto_xts_sector(&xts->keys->dec.aes256.cipher, (nettle_cipher_func *)aes256_decrypt,
+            crypto_xts_sector(&xts->keys->dec.aes256.cipher,
+                              (nettle_cipher_func *)aes256_decrypt,
                               &xts->keys->dec.aes256.tweak_cipher,
                               (nettle_cipher_func *)aes256_encrypt, sector, buf + off);
         }

@@ -5,7 +5,7 @@
 
 #include "util/error.h"
 
-G_DEFINE_QUARK(tpmvm-error-quark, tpmvm_error)
+G_DEFINE_QUARK(tpmvm - error - quark, tpmvm_error)
 
 const char *error_qmp_class(const GError *err)
 {

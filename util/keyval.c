@@ -243,7 +243,8 @@ bool parse_size(const char *str, char default_suffix, uint64_t *out, GError **er
         goto bad;
     }
     if (*end && end[1] != '\0' && !(g_ascii_toupper(end[1]) == 'B' && end[2] == '\0') &&
-        !(g_ascii_toupper(end[1]) == 'I' && g_ascii_toupper(end[2]) == 'B' && end[3] == '\0')) {
+        !(g_ascii_toupper(end[1]) == 'I' && g_ascii_toupper(end[2]) == 'B' &&
+          end[3] == '\0')) {
         goto bad;
     }
     if (d * mult >= 18446744073709551616.0 || d * mult != (double)(uint64_t)(d * mult)) {
@@ -302,8 +303,8 @@ bool keyval_check_unused(const KeyVal *kv, const char *what, GError **errp)
         KeyValEntry *e = g_ptr_array_index(kv->entries, i);
         if (!e->used) {
             g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
-                        "%s%sInvalid parameter '%s'", what ? what : "",
-                        what ? ": " : "", e->key);
+                        "%s%sInvalid parameter '%s'", what ? what : "", what ? ": " : "",
+                        e->key);
             return false;
         }
     }

@@ -8,8 +8,8 @@
 #include "util/trace.h"
 
 int trace_generation;
-static GPtrArray *patterns;   /* char*, "-" prefix = disable */
-static GHashTable *known;     /* names seen */
+static GPtrArray *patterns; /* char*, "-" prefix = disable */
+static GHashTable *known;   /* names seen */
 static FILE *trace_out;
 static GMutex trace_lock;
 

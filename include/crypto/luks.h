@@ -31,11 +31,11 @@ typedef struct LuksIO {
 } LuksIO;
 
 typedef struct LuksCreateOpts {
-    const char *cipher_alg;   /* "aes-256" (default), "aes-128" */
-    const char *cipher_mode;  /* "xts" (default) */
-    const char *ivgen_alg;    /* "plain64" (default) */
-    const char *hash_alg;     /* "sha256" (default), "sha1" */
-    uint64_t iter_time_ms;    /* PBKDF2 calibration target; 0 = 2000 */
+    const char *cipher_alg;  /* "aes-256" (default), "aes-128" */
+    const char *cipher_mode; /* "xts" (default) */
+    const char *ivgen_alg;   /* "plain64" (default) */
+    const char *hash_alg;    /* "sha256" (default), "sha1" */
+    uint64_t iter_time_ms;   /* PBKDF2 calibration target; 0 = 2000 */
 } LuksCreateOpts;
 
 /*
@@ -79,17 +79,17 @@ bool luks_erase_key(LuksBlock *luks, int slot, GError **errp);
 
 /* Information for qemu-img-style `info` output. */
 typedef struct LuksInfo {
-    char cipher_alg[16];   /* "aes-256" */
-    char cipher_mode[16];  /* "xts" */
-    char ivgen_alg[16];    /* "plain64" */
-    char hash_alg[16];     /* "sha256" */
+    char cipher_alg[16];  /* "aes-256" */
+    char cipher_mode[16]; /* "xts" */
+    char ivgen_alg[16];   /* "plain64" */
+    char hash_alg[16];    /* "sha256" */
     char uuid[40];
-    uint64_t payload_offset;   /* bytes */
+    uint64_t payload_offset; /* bytes */
     uint32_t master_key_iters;
     struct {
         bool active;
         uint32_t iters;
-        uint64_t key_offset;   /* bytes */
+        uint64_t key_offset; /* bytes */
         uint32_t stripes;
     } slots[8];
 } LuksInfo;

@@ -14,8 +14,8 @@
 typedef struct Chardev Chardev;
 
 typedef enum {
-    CHARDEV_EVENT_OPENED,   /* a peer connected (socket) or the device opened */
-    CHARDEV_EVENT_CLOSED,   /* the peer went away */
+    CHARDEV_EVENT_OPENED, /* a peer connected (socket) or the device opened */
+    CHARDEV_EVENT_CLOSED, /* the peer went away */
 } ChardevEvent;
 
 typedef void (*ChardevReadFn)(void *opaque, const uint8_t *buf, size_t len);

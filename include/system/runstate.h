@@ -36,7 +36,7 @@ typedef enum {
     SHUTDOWN_CAUSE_HOST_QMP_QUIT,
     SHUTDOWN_CAUSE_HOST_SIGNAL,
     SHUTDOWN_CAUSE_GUEST_SHUTDOWN,
-    SHUTDOWN_CAUSE_GUEST_RESET,      /* with -no-reboot */
+    SHUTDOWN_CAUSE_GUEST_RESET, /* with -no-reboot */
     SHUTDOWN_CAUSE_HOST_ERROR,
 } ShutdownCause;
 void system_shutdown_request(ShutdownCause cause, int exit_status);

@@ -27,12 +27,12 @@ void trace_emit(const char *name, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 /* Names of trace events seen so far (for `-trace help`). */
 void trace_list_known(void);
 
-#define trace_event(NAME, FMT, ...)                                          \
-    do {                                                                     \
-        static TraceEvent trace_ev_ = { NAME, 0, false };                    \
-        if (G_UNLIKELY(trace_generation) && trace_event_check(&trace_ev_)) { \
-            trace_emit(NAME, FMT, ##__VA_ARGS__);                            \
-        }                                                                    \
+#define trace_event(NAME, FMT, ...)                                                      \
+    do {                                                                                 \
+        static TraceEvent trace_ev_ = {NAME, 0, false};                                  \
+        if (G_UNLIKELY(trace_generation) && trace_event_check(&trace_ev_)) {             \
+            trace_emit(NAME, FMT, ##__VA_ARGS__);                                        \
+        }                                                                                \
     } while (0)
 
 #endif

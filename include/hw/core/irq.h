@@ -23,7 +23,13 @@ void irq_lines_free(IRQLine *lines);
 
 /* Set the level (0/1); the handler runs on every call, even with an unchanged level. */
 void irq_set_level(IRQLine *irq, int level);
-static inline void irq_raise(IRQLine *irq) { irq_set_level(irq, 1); }
-static inline void irq_lower(IRQLine *irq) { irq_set_level(irq, 0); }
+static inline void irq_raise(IRQLine *irq)
+{
+    irq_set_level(irq, 1);
+}
+static inline void irq_lower(IRQLine *irq)
+{
+    irq_set_level(irq, 0);
+}
 
 #endif

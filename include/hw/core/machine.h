@@ -28,15 +28,15 @@ typedef struct MachineClass {
 
 struct MachineState {
     const MachineClass *klass;
-    AddressSpace *sysmem;       /* physical memory + MMIO */
-    AddressSpace *io;           /* x86 I/O ports */
+    AddressSpace *sysmem; /* physical memory + MMIO */
+    AddressSpace *io;     /* x86 I/O ports */
     uint8_t *ram;
     uint64_t ram_size;
     MemoryRegion ram_region;
     /* Interrupt inputs of the interrupt controller ("ioapic" for qtest). */
     IRQLine *gsi;
     int num_gsi;
-    const char *accel;          /* "qtest" or "kvm" */
+    const char *accel; /* "qtest" or "kvm" */
     unsigned smp;
     char *kernel, *initrd, *append;
     bool no_reboot;
@@ -48,15 +48,16 @@ struct MachineState {
 extern MachineState *current_machine;
 
 void machine_class_register(const MachineClass *mc);
-#define MACHINE_TYPE_REGISTER(mc)                                             \
-    static void __attribute__((constructor)) register_##mc(void)             \
-    {                                                                         \
-        machine_class_register(&mc);                                          \
+#define MACHINE_TYPE_REGISTER(mc)                                                        \
+    static void __attribute__((constructor)) register_##mc(void)                         \
+    {                                                                                    \
+        machine_class_register(&mc);                                                     \
     }
 const MachineClass *machine_class_find(const char *name);
 void machine_list_help(void);
 /* Call fn for each machine class (for query-machines). */
-void machine_class_foreach(void (*fn)(const MachineClass *mc, void *opaque), void *opaque);
+void machine_class_foreach(void (*fn)(const MachineClass *mc, void *opaque),
+                           void *opaque);
 
 /*
  * Create the machine: allocate MachineState with empty "memory" and "io"

@@ -32,7 +32,7 @@ typedef struct MemoryRegion {
     uint64_t size;
     const MemoryRegionOps *ops; /* NULL for RAM */
     void *opaque;
-    uint8_t *ram;               /* host memory for RAM regions */
+    uint8_t *ram; /* host memory for RAM regions */
 } MemoryRegion;
 
 typedef struct AddressSpace AddressSpace;

@@ -29,8 +29,8 @@ typedef enum {
     VMS_U16,
     VMS_U32,
     VMS_U64,
-    VMS_BUFFER,     /* `size` bytes at offset */
-    VMS_STRUCT,     /* nested description `vmsd` at offset, `num` elements of `size` bytes */
+    VMS_BUFFER, /* `size` bytes at offset */
+    VMS_STRUCT, /* nested description `vmsd` at offset, `num` elements of `size` bytes */
 } VMStateFieldType;
 
 typedef struct VMStateDescription VMStateDescription;
@@ -39,10 +39,10 @@ typedef struct VMStateField {
     const char *name;
     VMStateFieldType type;
     size_t offset;
-    size_t size;      /* VMS_BUFFER: bytes; VMS_STRUCT: element size */
-    unsigned num;     /* array length, 0 or 1 = scalar */
+    size_t size;                    /* VMS_BUFFER: bytes; VMS_STRUCT: element size */
+    unsigned num;                   /* array length, 0 or 1 = scalar */
     const VMStateDescription *vmsd; /* VMS_STRUCT */
-    int version_id;   /* field present since this section version */
+    int version_id;                 /* field present since this section version */
 } VMStateField;
 
 /* Writer/reader over a byte stream. */
@@ -52,7 +52,7 @@ struct VMStateDescription {
     const char *name;
     int version_id;
     int minimum_version_id;
-    const VMStateField *fields;   /* VMS_END-terminated, may be NULL */
+    const VMStateField *fields; /* VMS_END-terminated, may be NULL */
     /* Before saving (e.g. wait for an in-flight TPM command). */
     bool (*pre_save)(void *opaque, GError **errp);
     /* Extra payload after the fields. */

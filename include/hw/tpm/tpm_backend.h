@@ -36,15 +36,15 @@ typedef struct TPMBackendCmd {
     uint8_t locty;
     const uint8_t *in;
     uint32_t in_len;
-    uint8_t *out;          /* frontend buffer, out_len bytes */
+    uint8_t *out; /* frontend buffer, out_len bytes */
     uint32_t out_len;
-    bool selftest_done;    /* set by the backend when a self-test succeeded */
+    bool selftest_done; /* set by the backend when a self-test succeeded */
 } TPMBackendCmd;
 
 typedef struct TPMBackend TPMBackend;
 
 typedef struct TPMBackendClass {
-    const char *type;      /* "builtin", "test" */
+    const char *type; /* "builtin", "test" */
     const char *desc;
     /* Parse options (id already taken out) and create; help handled by caller. */
     TPMBackend *(*create)(const char *id, KeyVal *opts, GError **errp);
@@ -79,28 +79,28 @@ struct TPMBackend {
     const TPMBackendClass *klass;
     char *id;
     bool had_startup_error;
-    char *startup_error;          /* why, for query-tpm / logs */
+    char *startup_error; /* why, for query-tpm / logs */
     /* generic request machinery (tpm_backend.c) */
-    TPMBackendCmd *cmd;           /* outstanding command or NULL */
+    TPMBackendCmd *cmd; /* outstanding command or NULL */
     TPMRequestCompleted completed;
     void *completed_opaque;
     GThread *worker;
     GMutex lock;
     GCond cond;
     bool worker_quit;
-    bool cmd_done;                /* worker finished cmd, completion not yet run */
-    bool in_use;                  /* claimed by a frontend */
-    bool cmd_started;             /* the worker has taken cmd */
-    GSource *completion;          /* posted completion not yet dispatched */
-    uint64_t cmd_seq;             /* number of the latest delivered command; a
-                                   * cancel_cmd applies to this one */
+    bool cmd_done;       /* worker finished cmd, completion not yet run */
+    bool in_use;         /* claimed by a frontend */
+    bool cmd_started;    /* the worker has taken cmd */
+    GSource *completion; /* posted completion not yet dispatched */
+    uint64_t cmd_seq;    /* number of the latest delivered command; a
+                          * cancel_cmd applies to this one */
 };
 
 void tpm_backend_class_register(const TPMBackendClass *klass);
-#define TPM_BACKEND_REGISTER(k)                                               \
-    static void __attribute__((constructor)) register_##k(void)              \
-    {                                                                         \
-        tpm_backend_class_register(&k);                                       \
+#define TPM_BACKEND_REGISTER(k)                                                          \
+    static void __attribute__((constructor)) register_##k(void)                          \
+    {                                                                                    \
+        tpm_backend_class_register(&k);                                                  \
     }
 const TPMBackendClass *tpm_backend_class_find(const char *type);
 void tpm_backend_class_foreach(void (*fn)(const TPMBackendClass *k, void *opaque),

@@ -8,8 +8,8 @@
 static void test_basic(void)
 {
     g_autoptr(GError) err = NULL;
-    g_autoptr(KeyVal) kv = keyval_parse("socket,id=c0,path=/tmp/a,,b,server=on", "backend",
-                                        &err);
+    g_autoptr(KeyVal) kv =
+        keyval_parse("socket,id=c0,path=/tmp/a,,b,server=on", "backend", &err);
     bool server;
 
     g_assert_no_error(err);
@@ -86,8 +86,8 @@ static void test_roundtrip(void)
 
 static void test_prefix(void)
 {
-    g_autoptr(KeyVal) kv = keyval_parse("encrypt.format=luks,encrypt.key-secret=s0,id=d",
-                                        NULL, NULL);
+    g_autoptr(KeyVal) kv =
+        keyval_parse("encrypt.format=luks,encrypt.key-secret=s0,id=d", NULL, NULL);
     g_autoptr(KeyVal) sub = keyval_extract_prefix(kv, "encrypt.");
 
     g_assert_cmpstr(keyval_get(sub, "format"), ==, "luks");
