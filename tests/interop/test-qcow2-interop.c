@@ -378,7 +378,6 @@ static void test_snapshots_cross(void)
 {
     g_autofree char *path = bt_path("cross.qcow2");
     g_autofree char *out = NULL;
-    g_autoptr(GError) err = NULL;
     const char *tool = bt_img_tool();
     BlockDriverState *bs;
 

@@ -179,6 +179,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             for (uint32_t i = 0; i < len; i++) {
                 sum += p[i];
             }
+            (void)sum;
         }
     }
     {

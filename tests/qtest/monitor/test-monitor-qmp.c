@@ -361,7 +361,6 @@ static void test_pretty_monitor_indents(void)
 {
     Fixture f = {0};
     g_autofree char *sock = NULL;
-    g_autofree char *args = NULL;
     g_autofree char *greeting = NULL;
     g_autoptr(GError) err = NULL;
     g_autoptr(JsonNode) node = NULL;

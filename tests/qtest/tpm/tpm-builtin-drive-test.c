@@ -453,7 +453,7 @@ static void test_random_bytes_never_crash(Fixture *f, gconstpointer data)
                                  g_rand_int_range(rnd, 0, 64)
                            : g_rand_int_range(rnd, 0, 960 * 1024 - 512);
         g_autoptr(GBytes) before = NULL, after = NULL;
-        g_autofree char *out = NULL, *err = NULL;
+        g_autofree char *err = NULL;
         GPid pid;
         int status;
         const char *argv[64];
