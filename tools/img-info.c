@@ -118,26 +118,13 @@ int img_info(int argc, char **argv)
         case 'f':
             c.fmt = optarg;
             break;
-        case 'U':
-            c.force_share = true;
-            break;
-        case OPT_OUTPUT:
-            c.output = optarg;
-            break;
-        case OPT_IMAGE_OPTS:
-            c.image_opts = true;
-            break;
-        case OPT_OBJECT:
-            if (!img_add_object(optarg)) {
-                return 1;
+        default: {
+            int ret = img_common_option(ch, &c);
+            if (ret >= 0) {
+                return ret;
             }
             break;
-        case 'h':
-            usage();
-            return 0;
-        default:
-            img_error("Invalid option or missing argument (try '" PROG " --help')");
-            return 1;
+        }
         }
     }
     if (optind != argc - 1) {
@@ -266,9 +253,6 @@ int img_check(int argc, char **argv)
         case 'f':
             c.fmt = optarg;
             break;
-        case 'q':
-            c.quiet = true;
-            break;
         case 'r':
             if (!strcmp(optarg, "leaks")) {
                 fix = BDRV_FIX_LEAKS;
@@ -283,26 +267,13 @@ int img_check(int argc, char **argv)
             break;
         case 'T':
             break;
-        case 'U':
-            c.force_share = true;
-            break;
-        case OPT_OUTPUT:
-            c.output = optarg;
-            break;
-        case OPT_IMAGE_OPTS:
-            c.image_opts = true;
-            break;
-        case OPT_OBJECT:
-            if (!img_add_object(optarg)) {
-                return 1;
+        default: {
+            int ret = img_common_option(ch, &c);
+            if (ret >= 0) {
+                return ret;
             }
             break;
-        case 'h':
-            usage();
-            return 0;
-        default:
-            img_error("Invalid option or missing argument (try '" PROG " --help')");
-            return 1;
+        }
         }
     }
     if (optind != argc - 1) {

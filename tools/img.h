@@ -37,6 +37,12 @@ extern const struct option common_long_opts[];
 void img_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 /* --object secret,...: define a secret; false (reported) on error. */
 bool img_add_object(const char *arg);
+/*
+ * An option every command treats alike (-U, -q, --output, --image-opts,
+ * --object, -h) or an unknown one; getopt already refused the options a
+ * command does not take. Returns -1 to go on, else the exit status.
+ */
+int img_common_option(int opt, ImgCommon *c);
 char *size_to_str(uint64_t val);
 /* Open filename (or --image-opts string) with the common options. */
 BlockDriverState *img_open(const char *filename, const ImgCommon *c, int flags,

@@ -52,6 +52,32 @@ bool img_add_object(const char *arg)
     return true;
 }
 
+int img_common_option(int opt, ImgCommon *c)
+{
+    switch (opt) {
+    case 'U':
+        c->force_share = true;
+        return -1;
+    case 'q':
+        c->quiet = true;
+        return -1;
+    case OPT_OUTPUT:
+        c->output = optarg;
+        return -1;
+    case OPT_IMAGE_OPTS:
+        c->image_opts = true;
+        return -1;
+    case OPT_OBJECT:
+        return img_add_object(optarg) ? -1 : 1;
+    case 'h':
+        usage();
+        return 0;
+    default:
+        img_error("Invalid option or missing argument (try '" PROG " --help')");
+        return 1;
+    }
+}
+
 /* Human size as qemu-img prints it: three significant digits, binary units. */
 char *size_to_str(uint64_t val)
 {
@@ -254,24 +280,17 @@ static int img_create(int argc, char **argv)
         case 'o':
             add_o_option(&o, optarg);
             break;
-        case 'q':
-            c.quiet = true;
-            break;
-        case OPT_OBJECT:
-            if (!img_add_object(optarg)) {
-                return 1;
-            }
-            break;
         case 'b':
         case 'F':
             img_error("Backing files are not supported");
             return 1;
-        case 'h':
-            usage();
-            return 0;
-        default:
-            img_error("Invalid option or missing argument (try '" PROG " --help')");
-            return 1;
+        default: {
+            int ret = img_common_option(ch, &c);
+            if (ret >= 0) {
+                return ret;
+            }
+            break;
+        }
         }
     }
     if (optind >= argc) {
@@ -351,26 +370,13 @@ static int img_snapshot(int argc, char **argv)
         case 'f':
             c.fmt = optarg;
             break;
-        case 'q':
-            c.quiet = true;
-            break;
-        case 'U':
-            c.force_share = true;
-            break;
-        case OPT_IMAGE_OPTS:
-            c.image_opts = true;
-            break;
-        case OPT_OBJECT:
-            if (!img_add_object(optarg)) {
-                return 1;
+        default: {
+            int ret = img_common_option(ch, &c);
+            if (ret >= 0) {
+                return ret;
             }
             break;
-        case 'h':
-            usage();
-            return 0;
-        default:
-            img_error("Invalid option or missing argument (try '" PROG " --help')");
-            return 1;
+        }
         }
     }
     if (optind != argc - 1) {
@@ -476,12 +482,6 @@ static int img_convert(int argc, char **argv)
         case 'p':
             progress = true;
             break;
-        case 'q':
-            c.quiet = true;
-            break;
-        case 'U':
-            c.force_share = true;
-            break;
         case 'n':
             img_error("-n (skip target creation) is not supported");
             return 1;
@@ -489,23 +489,16 @@ static int img_convert(int argc, char **argv)
         case 'T':
         case 'S':
             break;
-        case OPT_IMAGE_OPTS:
-            c.image_opts = true;
-            break;
         case OPT_TARGET_IMAGE_OPTS:
             img_error("--target-image-opts is not supported");
             return 1;
-        case OPT_OBJECT:
-            if (!img_add_object(optarg)) {
-                return 1;
+        default: {
+            int ret = img_common_option(ch, &c);
+            if (ret >= 0) {
+                return ret;
             }
             break;
-        case 'h':
-            usage();
-            return 0;
-        default:
-            img_error("Invalid option or missing argument (try '" PROG " --help')");
-            return 1;
+        }
         }
     }
     if (argc - optind != 2) {
@@ -630,9 +623,6 @@ static int img_resize(int argc, char **argv)
         case 'f':
             c.fmt = optarg;
             break;
-        case 'q':
-            c.quiet = true;
-            break;
         case OPT_SHRINK:
             shrink = true;
             break;
@@ -642,20 +632,13 @@ static int img_resize(int argc, char **argv)
                 return 1;
             }
             break;
-        case OPT_IMAGE_OPTS:
-            c.image_opts = true;
-            break;
-        case OPT_OBJECT:
-            if (!img_add_object(optarg)) {
-                return 1;
+        default: {
+            int ret = img_common_option(ch, &c);
+            if (ret >= 0) {
+                return ret;
             }
             break;
-        case 'h':
-            usage();
-            return 0;
-        default:
-            img_error("Invalid option or missing argument (try '" PROG " --help')");
-            return 1;
+        }
         }
     }
     if (argc - optind != 2) {
@@ -725,27 +708,17 @@ static int img_amend(int argc, char **argv)
         case 'f':
             c.fmt = optarg;
             break;
-        case 'q':
-            c.quiet = true;
-            break;
         case 't':
         case 'p':
         case OPT_FORCE:
             break;
-        case OPT_IMAGE_OPTS:
-            c.image_opts = true;
-            break;
-        case OPT_OBJECT:
-            if (!img_add_object(optarg)) {
-                return 1;
+        default: {
+            int ret = img_common_option(ch, &c);
+            if (ret >= 0) {
+                return ret;
             }
             break;
-        case 'h':
-            usage();
-            return 0;
-        default:
-            img_error("Invalid option or missing argument (try '" PROG " --help')");
-            return 1;
+        }
         }
     }
     if (!o) {
