@@ -16,7 +16,9 @@
  */
 #include "system/snapshot.h"
 
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hw/core/vmstate.h"
 #include "util/error.h"
@@ -27,9 +29,67 @@
 typedef struct RamSection {
     uint8_t *ram;
     uint64_t size;
+    int pagemap_fd; /* /proc/self/pagemap, or -1: every page may hold data */
 } RamSection;
 
-static RamSection ram_section; /* the one machine's RAM; main thread only */
+static uint64_t ram_pages(uint64_t size)
+{
+    return (size + RAM_PAGE_SIZE - 1) / RAM_PAGE_SIZE;
+}
+
+/*
+ * Which pages the guest (or anyone) ever wrote. RAM is a private anonymous
+ * mapping: a page that is neither present nor swapped out in the process's
+ * page tables was never written and reads as zero. Reading it to find that
+ * out would map the shared zero page (and make it "present"), and scanning
+ * 128 MiB of such pages costs more than the rest of a snapshot; the kernel's
+ * pagemap answers for 4096 pages in one read. Entry bits 63 (present) and
+ * 62 (swapped) are readable without privileges (Linux
+ * Documentation/admin-guide/mm/pagemap.rst).
+ */
+#define PAGEMAP_PRESENT (1ull << 63)
+#define PAGEMAP_SWAPPED (1ull << 62)
+#define PAGEMAP_CHUNK 4096u
+
+typedef struct RamScan {
+    const RamSection *rs;
+    uint64_t first; /* first page whose entry is in `map` */
+    uint64_t count; /* entries in `map`; 0: nothing known */
+    uint64_t map[PAGEMAP_CHUNK];
+} RamScan;
+
+static RamScan *ram_scan_new(const RamSection *rs)
+{
+    RamScan *sc = g_new(RamScan, 1);
+
+    sc->rs = rs;
+    sc->first = sc->count = 0;
+    return sc;
+}
+
+/* False only if page `i` is known never to have been written. */
+static bool ram_page_maybe_used(RamScan *sc, uint64_t i)
+{
+    const RamSection *rs = sc->rs;
+
+    if (rs->pagemap_fd < 0) {
+        return true;
+    }
+    if (i < sc->first || i >= sc->first + sc->count) {
+        uint64_t vpage = (uintptr_t)rs->ram / RAM_PAGE_SIZE + i;
+        uint64_t n = MIN((uint64_t)PAGEMAP_CHUNK, ram_pages(rs->size) - i);
+        ssize_t got = pread(rs->pagemap_fd, sc->map, n * 8, (off_t)(vpage * 8));
+
+        sc->first = i;
+        sc->count = got > 0 ? (uint64_t)got / 8 : 0;
+        if (sc->count == 0) {
+            return true;
+        }
+    }
+    return (sc->map[i - sc->first] & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED)) != 0;
+}
+
+static RamSection ram_section = {.pagemap_fd = -1}; /* main thread only */
 static bool ram_section_registered;
 static bool ram_section_skip; /* save a "RAM unchanged" marker (page_size 0) */
 
@@ -47,11 +107,6 @@ static bool ram_page_is_zero(const uint8_t *p, size_t len)
         }
     }
     return true;
-}
-
-static uint64_t ram_pages(uint64_t size)
-{
-    return (size + RAM_PAGE_SIZE - 1) / RAM_PAGE_SIZE;
 }
 
 static void put_be(GByteArray *out, uint64_t v, unsigned bytes)
@@ -74,6 +129,13 @@ static uint64_t get_be(const uint8_t *p, unsigned bytes)
     return v;
 }
 
+/* True if the len bytes at p (a page, or the short last page) are all zero. */
+static bool ram_range_is_zero(const uint8_t *p, size_t len)
+{
+    return len == RAM_PAGE_SIZE ? ram_page_is_zero(p, len)
+                                : p[0] == 0 && !memcmp(p, p + 1, len - 1);
+}
+
 /* Length of page `i` (the last page may be short if RAM is not page-aligned). */
 static size_t ram_page_len(const RamSection *rs, uint64_t i)
 {
@@ -87,6 +149,7 @@ static bool ram_save(void *opaque, GByteArray *out, GError **errp)
     RamSection *rs = opaque;
     uint64_t pages = ram_pages(rs->size);
     size_t bitmap_len = (size_t)((pages + 7) / 8);
+    g_autofree RamScan *scan = NULL;
     guint bitmap_pos;
 
     put_be(out, rs->size, 8);
@@ -97,13 +160,12 @@ static bool ram_save(void *opaque, GByteArray *out, GError **errp)
     bitmap_pos = out->len;
     g_byte_array_set_size(out, out->len + (guint)bitmap_len);
     memset(out->data + bitmap_pos, 0, bitmap_len);
+    scan = ram_scan_new(rs);
     for (uint64_t i = 0; i < pages; i++) {
         const uint8_t *page = rs->ram + i * RAM_PAGE_SIZE;
         size_t len = ram_page_len(rs, i);
-        bool zero = len == RAM_PAGE_SIZE
-                        ? ram_page_is_zero(page, len)
-                        : page[0] == 0 && !memcmp(page, page + 1, len - 1);
-        if (!zero) {
+
+        if (ram_page_maybe_used(scan, i) && !ram_range_is_zero(page, len)) {
             /* out->data may move as pages are appended: index, never cache it */
             out->data[bitmap_pos + i / 8] |= (uint8_t)(1u << (i % 8));
             g_byte_array_append(out, page, (guint)len);
@@ -192,6 +254,7 @@ static bool ram_load(void *opaque, const uint8_t *buf, size_t len, int version_i
     RamSection *rs = opaque;
     const uint8_t *bitmap, *data;
     uint64_t pages = ram_pages(rs->size);
+    g_autofree RamScan *scan = NULL;
 
     if (!ram_parse(rs, buf, len, &bitmap, errp)) {
         return false;
@@ -200,6 +263,7 @@ static bool ram_load(void *opaque, const uint8_t *buf, size_t len, int version_i
         return true;
     }
     data = bitmap + (pages + 7) / 8;
+    scan = ram_scan_new(rs);
     for (uint64_t i = 0; i < pages; i++) {
         uint8_t *page = rs->ram + i * RAM_PAGE_SIZE;
         size_t plen = ram_page_len(rs, i);
@@ -207,8 +271,7 @@ static bool ram_load(void *opaque, const uint8_t *buf, size_t len, int version_i
         if (bitmap[i / 8] & (1u << (i % 8))) {
             memcpy(page, data, plen);
             data += plen;
-        } else if (plen == RAM_PAGE_SIZE ? !ram_page_is_zero(page, plen)
-                                         : page[0] || memcmp(page, page + 1, plen - 1)) {
+        } else if (ram_page_maybe_used(scan, i) && !ram_range_is_zero(page, plen)) {
             memset(page, 0, plen);
         }
     }
@@ -232,6 +295,10 @@ void ram_vmstate_register(uint8_t *ram, uint64_t size)
     }
     ram_section.ram = ram;
     ram_section.size = size;
+    /* Opened now: -chroot and -sandbox come later. Without it every page is read. */
+    if (sysconf(_SC_PAGESIZE) == RAM_PAGE_SIZE && (uintptr_t)ram % RAM_PAGE_SIZE == 0) {
+        ram_section.pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    }
     vmstate_register("ram", 0, &ram_vmstate, &ram_section);
     ram_section_registered = true;
 }
@@ -241,6 +308,10 @@ void ram_vmstate_unregister(void)
     if (ram_section_registered) {
         vmstate_unregister(&ram_vmstate, &ram_section);
         ram_section_registered = false;
+    }
+    if (ram_section.pagemap_fd >= 0) {
+        close(ram_section.pagemap_fd);
+        ram_section.pagemap_fd = -1;
     }
 }
 

@@ -3,7 +3,8 @@
  * savevm/loadvm bring PCRs and NV indices back exactly, also across a
  * process restart (-loadvm), before TPM2_Startup, with a command in flight,
  * in the middle of a FIFO transfer, for a TPM 1.2, and for a snapshot made
- * offline without VM state (a power cycle of the TPM).
+ * offline without VM state (a power cycle of the TPM). Guest RAM comes back
+ * with them, page by page.
  */
 #include <string.h>
 
@@ -316,6 +317,84 @@ static void check_disk_only_snapshot_is_power_cycle(bool with_tpmvm_img)
     snap_env_free(env);
 }
 
+/*
+ * RAM pages in every situation the snapshot's page bitmap and the loader's
+ * "is it zero already" shortcut meet: written before and changed after,
+ * never written before but written after, written before and zeroed after,
+ * the last page of RAM, and a fresh process that never touched its RAM.
+ */
+#define RAM_MIB 64
+#define PAGE 4096u
+
+static const uint64_t ram_pages_at[] = {0x100000, 0x2345000, (RAM_MIB << 20) - PAGE};
+
+static void ram_fill(QTestState *qts, uint64_t addr, uint8_t seed)
+{
+    uint8_t buf[PAGE];
+
+    for (unsigned i = 0; i < PAGE; i++) {
+        buf[i] = (uint8_t)(seed + i * 7);
+    }
+    qtest_memwrite(qts, addr, buf, PAGE);
+}
+
+static void ram_assert(QTestState *qts, uint64_t addr, int seed /* -1: zero page */)
+{
+    uint8_t buf[PAGE], want[PAGE];
+
+    for (unsigned i = 0; i < PAGE; i++) {
+        want[i] = seed < 0 ? 0 : (uint8_t)(seed + i * 7);
+    }
+    qtest_memread(qts, addr, buf, PAGE);
+    g_assert_cmpmem(buf, PAGE, want, PAGE);
+}
+
+static void assert_ram_at_a(QTestState *qts)
+{
+    for (unsigned i = 0; i < G_N_ELEMENTS(ram_pages_at); i++) {
+        ram_assert(qts, ram_pages_at[i], (int)(0x10 + i));
+    }
+    ram_assert(qts, 0x3000000, -1);
+    ram_assert(qts, 0x3001000, -1);
+}
+
+static void test_ram_restored(void)
+{
+    SnapEnv *env = snap_env_new();
+    g_autofree char *extra = g_strdup_printf("-m %u", RAM_MIB);
+    QTestState *qts;
+
+    if (!env) {
+        return;
+    }
+    snap_image_create(env, "tpm.qcow2", false, 16);
+    qts = start_vm(env, false, NULL, extra);
+    for (unsigned i = 0; i < G_N_ELEMENTS(ram_pages_at); i++) {
+        ram_fill(qts, ram_pages_at[i], (uint8_t)(0x10 + i));
+    }
+    ram_fill(qts, 0x3001000, 0x33);
+    qtest_memset(qts, 0x3001000, 0, PAGE); /* written, but zero again */
+    snap_hmp_ok(qts, "savevm A");
+
+    ram_fill(qts, ram_pages_at[0], 0x99);         /* changed */
+    qtest_memset(qts, ram_pages_at[1], 0, PAGE);  /* zeroed */
+    ram_fill(qts, 0x3000000, 0x77);               /* first written after A */
+    snap_hmp_ok(qts, "loadvm A");
+    assert_ram_at_a(qts);
+    snap_quit(qts);
+
+    /* A fresh process: RAM it never touched takes the snapshot's pages. */
+    {
+        g_autofree char *again = g_strdup_printf("-m %u -loadvm A", RAM_MIB);
+        qts = start_vm(env, false, NULL, again);
+    }
+    assert_ram_at_a(qts);
+    snap_hmp_ok(qts, "delvm A");
+    snap_quit(qts);
+    snap_assert_image_clean(env, "tpm.qcow2", false);
+    snap_env_free(env);
+}
+
 static void test_disk_only_tpmvm_img(void)
 {
     check_disk_only_snapshot_is_power_cycle(true);
@@ -347,5 +426,6 @@ int main(int argc, char **argv)
     g_test_add_func(
         "/snapshot/tpm2/disk-only-snapshot-by-qemu-img-at-startup-is-a-power-cycle",
         test_disk_only_qemu_img);
+    g_test_add_func("/snapshot/ram/loadvm-restores-every-kind-of-page", test_ram_restored);
     return g_test_run();
 }
