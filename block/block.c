@@ -707,6 +707,80 @@ bool bdrv_snapshot_goto(BlockDriverState *bs, const char *name_or_id, GError **e
     return ok;
 }
 
+/* The driver's two-step revert, or an error naming the drive. */
+static bool snapshot_goto_step_supported(BlockDriverState *bs, bool writes, GError **errp)
+{
+    if (!bdrv_snapshot_supported(bs, errp)) {
+        return false;
+    }
+    if (!bs->drv->snapshot_goto_prepare) {
+        g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
+                    "Device '%s' (format '%s') cannot revert to a snapshot reversibly",
+                    bdrv_name(bs), bs->drv->format_name);
+        return false;
+    }
+    if (writes && bs->read_only) {
+        g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_PERMISSION,
+                    "Cannot apply a snapshot to '%s': it was opened read-only",
+                    bdrv_name(bs));
+        return false;
+    }
+    return true;
+}
+
+bool bdrv_snapshot_goto_prepare(BlockDriverState *bs, const char *id, GError **errp)
+{
+    bool ok;
+
+    if (!snapshot_goto_step_supported(bs, true, errp)) {
+        return false;
+    }
+    g_rec_mutex_lock(&bs->lock);
+    ok = bs->drv->snapshot_goto_prepare(bs, id, errp);
+    g_rec_mutex_unlock(&bs->lock);
+    return ok;
+}
+
+bool bdrv_snapshot_goto_commit(BlockDriverState *bs, GError **errp)
+{
+    bool ok;
+
+    if (!snapshot_goto_step_supported(bs, true, errp)) {
+        return false;
+    }
+    g_rec_mutex_lock(&bs->lock);
+    ok = bs->drv->snapshot_goto_commit(bs, errp);
+    g_rec_mutex_unlock(&bs->lock);
+    return ok;
+}
+
+bool bdrv_snapshot_goto_abort(BlockDriverState *bs, GError **errp)
+{
+    bool ok;
+
+    if (!snapshot_goto_step_supported(bs, true, errp)) {
+        return false;
+    }
+    g_rec_mutex_lock(&bs->lock);
+    ok = bs->drv->snapshot_goto_abort(bs, errp);
+    g_rec_mutex_unlock(&bs->lock);
+    return ok;
+}
+
+bool bdrv_snapshot_load_vmstate(BlockDriverState *bs, const char *id, void *buf,
+                                uint64_t pos, uint64_t size, GError **errp)
+{
+    bool ok;
+
+    if (!snapshot_goto_step_supported(bs, false, errp)) {
+        return false;
+    }
+    g_rec_mutex_lock(&bs->lock);
+    ok = size == 0 || bs->drv->snapshot_load_vmstate(bs, id, buf, pos, size, errp);
+    g_rec_mutex_unlock(&bs->lock);
+    return ok;
+}
+
 bool bdrv_snapshot_delete(BlockDriverState *bs, const char *id, const char *name,
                           GError **errp)
 {

@@ -100,6 +100,17 @@ bool qcow2_cache_write(Qcow2State *s, Qcow2Cache *c, GError **errp)
     return true;
 }
 
+bool qcow2_cache_write_unordered(Qcow2State *s, Qcow2Cache *c, GError **errp)
+{
+    for (int i = 0; i < c->size; i++) {
+        Qcow2CacheEntry *e = &c->entries[i];
+        if (e->offset && e->dirty && !cache_entry_writeback(s, c, e, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 bool qcow2_cache_is_dirty(Qcow2Cache *c)
 {
     for (int i = 0; i < c->size; i++) {

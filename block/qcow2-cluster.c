@@ -294,6 +294,13 @@ static bool get_l2_for_write(Qcow2State *s, uint64_t l1i, uint8_t **l2, GError *
     qcow2_cache_mark_dirty(&s->l2_cache, *l2);
     s->l1_table[l1i] = new | QCOW_OFLAG_COPIED;
     s->l1_dirty = true;
+    if (s->l1_fresh_lo >= s->l1_fresh_hi) {
+        s->l1_fresh_lo = (uint32_t)l1i;
+        s->l1_fresh_hi = (uint32_t)l1i + 1;
+    } else {
+        s->l1_fresh_lo = MIN(s->l1_fresh_lo, (uint32_t)l1i);
+        s->l1_fresh_hi = MAX(s->l1_fresh_hi, (uint32_t)l1i + 1);
+    }
     trace_event("qcow2_l2_allocate",
                 "l1_index=%" G_GUINT64_FORMAT " old=0x%" G_GINT64_MODIFIER
                 "x new=0x%" G_GINT64_MODIFIER "x",

@@ -2,12 +2,19 @@
  * qcow2 internal snapshots: the snapshot table, create, goto (apply), delete
  * and list (qcow2 spec "Snapshots"; QEMU 7.2 qcow2-snapshot.c behaviour).
  *
- * Each operation runs inside the dirty bit: refcounts and COPIED flags live
- * in different clusters and cannot change atomically, so a crash in the
- * middle leaves a dirty image that the next read/write open repairs. The
- * commit point of create and delete is the one 12-byte header write that
- * switches (nb_snapshots, snapshots_offset); for goto it is the write of the
- * snapshot's L1 over the active L1.
+ * Crash safety comes from write order alone, as in QEMU. At every moment the
+ * image on disk has refcounts at least as high as the references to each
+ * cluster (a crash may leak clusters, which check -r leaks reclaims, but
+ * never frees one in use) and no COPIED flag on a cluster with more than one
+ * user. Each operation has one commit point: the 12-byte header write that
+ * switches (nb_snapshots, snapshots_offset) for create and delete, the
+ * write of the new active L1 for goto. What must come before it is flushed
+ * before it; what follows it only drops references the image no longer
+ * has, so it waits in the metadata caches for the next flush.
+ *
+ * A goto can be prepared and then committed or aborted: until the commit
+ * the replaced tree keeps its references, so putting it back is one more L1
+ * write. loadvm uses this to stay all-or-nothing across drives.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,18 +160,19 @@ static uint64_t snapshot_entry_size(const Qcow2Snapshot *sn)
     return (n + 7) & ~7ull;
 }
 
-/*
- * Write `list` as the new snapshot table and switch the header to it. The
- * header write is the commit point; the old table is freed afterwards.
- */
-static bool snapshot_write_table(Qcow2State *s, Qcow2Snapshot *list, uint32_t nb,
-                                 GError **errp)
+/* A snapshot table written to new clusters, not yet the image's. */
+typedef struct SnapshotTable {
+    uint32_t nb;
+    uint64_t offset;
+    uint64_t size;
+} SnapshotTable;
+
+/* Write `list` (nb entries) to newly allocated clusters. */
+static bool snapshot_table_write(Qcow2State *s, const Qcow2Snapshot *list, uint32_t nb,
+                                 SnapshotTable *t, GError **errp)
 {
-    uint64_t size = 0, new_off = 0, pos = 0;
-    uint64_t old_off = s->snapshots_offset, old_size = s->snapshots_size;
-    uint32_t old_nb = s->nb_snapshots;
+    uint64_t size = 0, pos = 0;
     g_autofree uint8_t *buf = NULL;
-    uint8_t header[12];
 
     for (uint32_t i = 0; i < nb; i++) {
         size += snapshot_entry_size(&list[i]);
@@ -175,57 +183,83 @@ static bool snapshot_write_table(Qcow2State *s, Qcow2Snapshot *list, uint32_t nb
                     QCOW2_MAX_SNAPSHOTS_BYTES >> 20);
         return false;
     }
-    if (nb) {
-        buf = g_malloc0(size);
-        for (uint32_t i = 0; i < nb; i++) {
-            Qcow2Snapshot *sn = &list[i];
-            uint8_t *p = buf + pos;
-            size_t id_len = strlen(sn->id_str), name_len = strlen(sn->name);
-            uint32_t extra = SN_EXTRA_SIZE + sn->unknown_extra_size;
-
-            put_be64(p, sn->l1_table_offset);
-            put_be32(p + 8, sn->l1_size);
-            put_be16(p + 12, id_len);
-            put_be16(p + 14, name_len);
-            put_be32(p + 16, sn->date_sec);
-            put_be32(p + 20, sn->date_nsec);
-            put_be64(p + 24, sn->vm_clock_nsec);
-            put_be32(p + 32, sn->vm_state_size > UINT32_MAX ? 0 : sn->vm_state_size);
-            put_be32(p + 36, extra);
-            put_be64(p + 40, sn->vm_state_size);
-            put_be64(p + 48, sn->disk_size);
-            put_be64(p + 56, (uint64_t)sn->icount);
-            if (sn->unknown_extra_size) {
-                memcpy(p + 64, sn->unknown_extra, sn->unknown_extra_size);
-            }
-            memcpy(p + SN_HEADER_SIZE + extra, sn->id_str, id_len);
-            memcpy(p + SN_HEADER_SIZE + extra + id_len, sn->name, name_len);
-            pos += snapshot_entry_size(sn);
-        }
-        if (!qcow2_alloc_clusters(s, size, &new_off, errp)) {
-            return false;
-        }
-        if (!bdrv_pwrite(s->file, new_off, buf, size, errp)) {
-            qcow2_free_later(s, new_off, size);
-            return false;
-        }
-        s->unsynced = true;
+    *t = (SnapshotTable){.nb = nb, .offset = 0, .size = size};
+    if (!nb) {
+        return true;
     }
-    /* Table and its refcount durable, then the one-write commit. */
+    buf = g_malloc0(size);
+    for (uint32_t i = 0; i < nb; i++) {
+        const Qcow2Snapshot *sn = &list[i];
+        uint8_t *p = buf + pos;
+        size_t id_len = strlen(sn->id_str), name_len = strlen(sn->name);
+        uint32_t extra = SN_EXTRA_SIZE + sn->unknown_extra_size;
+
+        put_be64(p, sn->l1_table_offset);
+        put_be32(p + 8, sn->l1_size);
+        put_be16(p + 12, id_len);
+        put_be16(p + 14, name_len);
+        put_be32(p + 16, sn->date_sec);
+        put_be32(p + 20, sn->date_nsec);
+        put_be64(p + 24, sn->vm_clock_nsec);
+        put_be32(p + 32, sn->vm_state_size > UINT32_MAX ? 0 : sn->vm_state_size);
+        put_be32(p + 36, extra);
+        put_be64(p + 40, sn->vm_state_size);
+        put_be64(p + 48, sn->disk_size);
+        put_be64(p + 56, (uint64_t)sn->icount);
+        if (sn->unknown_extra_size) {
+            memcpy(p + 64, sn->unknown_extra, sn->unknown_extra_size);
+        }
+        memcpy(p + SN_HEADER_SIZE + extra, sn->id_str, id_len);
+        memcpy(p + SN_HEADER_SIZE + extra + id_len, sn->name, name_len);
+        pos += snapshot_entry_size(sn);
+    }
+    if (!qcow2_alloc_clusters(s, size, &t->offset, errp)) {
+        return false;
+    }
+    if (!bdrv_pwrite(s->file, t->offset, buf, size, errp)) {
+        qcow2_free_later(s, t->offset, size);
+        return false;
+    }
+    s->unsynced = true;
+    return true;
+}
+
+/*
+ * The commit point of create and delete: everything written so far made
+ * durable, then one header write switches (nb_snapshots, snapshots_offset)
+ * to table `t`. Inside a dirty section the same write clears the dirty bit
+ * (the fields are adjacent, bytes 60-79 of the first sector), the old table
+ * is freed before it (the caller allocates nothing after that), and the
+ * operation is complete; otherwise the old table is freed after it, which
+ * a crash can only turn into a leak.
+ */
+static bool snapshot_table_commit(Qcow2State *s, const SnapshotTable *t, GError **errp)
+{
+    bool dirty = s->incompatible & QCOW2_INCOMPAT_DIRTY;
+    uint64_t old_off = s->snapshots_offset, old_size = s->snapshots_size;
+    uint32_t old_nb = s->nb_snapshots;
+    uint8_t header[20];
+
+    if (dirty && old_nb && !qcow2_update_refcount(s, old_off, old_size, -1, errp)) {
+        return false;
+    }
     if (!qcow2_flush_metadata(s, errp)) {
         return false;
     }
-    put_be32(header, nb);
-    put_be64(header + 4, new_off);
-    if (!qcow2_write_header_field(s, QCOW2_OFF_NB_SNAPSHOTS, header, 12, errp)) {
+    put_be32(header, t->nb);
+    put_be64(header + 4, t->offset);
+    put_be64(header + 12, s->incompatible & ~QCOW2_INCOMPAT_DIRTY);
+    if (!qcow2_write_header_field(s, QCOW2_OFF_NB_SNAPSHOTS, header, dirty ? 20 : 12,
+                                  errp)) {
         return false;
     }
-    s->nb_snapshots = nb;
-    s->snapshots_offset = new_off;
-    s->snapshots_size = size;
-    trace_event("qcow2_snapshot_table", "nb=%u offset=0x%" G_GINT64_MODIFIER "x", nb,
-                new_off);
-    if (old_nb) {
+    s->incompatible &= ~QCOW2_INCOMPAT_DIRTY;
+    s->nb_snapshots = t->nb;
+    s->snapshots_offset = t->offset;
+    s->snapshots_size = t->size;
+    trace_event("qcow2_snapshot_table", "nb=%u offset=0x%" G_GINT64_MODIFIER "x", t->nb,
+                t->offset);
+    if (!dirty && old_nb) {
         return qcow2_update_refcount(s, old_off, old_size, -1, errp);
     }
     return true;
@@ -272,6 +306,10 @@ static uint64_t *snapshot_read_l1(Qcow2State *s, const Qcow2Snapshot *sn, GError
     return l1;
 }
 
+/*
+ * Start an operation: the image must be writable with no revert pending,
+ * and the dirty bit goes on disk before anything else changes.
+ */
 static bool snapshot_begin(Qcow2State *s, GError **errp)
 {
     if (s->read_only) {
@@ -279,14 +317,25 @@ static bool snapshot_begin(Qcow2State *s, GError **errp)
                     s->bs->filename);
         return false;
     }
-    return qcow2_flush_metadata(s, errp) &&
-           qcow2_set_incompat_bits(s, QCOW2_INCOMPAT_DIRTY, 0, errp);
+    if (s->goto_undo_l1) {
+        g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
+                    "A snapshot revert of '%s' is still pending; commit or abort it first",
+                    s->bs->filename);
+        return false;
+    }
+    return qcow2_set_incompat_bits(s, QCOW2_INCOMPAT_DIRTY, 0, errp);
 }
 
+/* End an operation without a table commit: flush, then clear the dirty bit. */
 static bool snapshot_end(Qcow2State *s, GError **errp)
 {
-    return qcow2_flush_metadata(s, errp) &&
-           qcow2_set_incompat_bits(s, 0, QCOW2_INCOMPAT_DIRTY, errp);
+    return qcow2_flush_metadata(s, errp) && qcow2_clear_dirty_lazily(s, errp);
+}
+
+/* Where the vmstate area starts in the L1 table (it has L2 tables of its own). */
+static uint32_t snapshot_vmstate_l1_index(const Qcow2State *s)
+{
+    return (uint32_t)MIN((uint64_t)s->l1_size, qcow2_size_to_l1(s, s->size));
 }
 
 bool qcow2_snapshot_create(BlockDriverState *bs, BlockSnapshotInfo *info, GError **errp)
@@ -296,6 +345,10 @@ bool qcow2_snapshot_create(BlockDriverState *bs, BlockSnapshotInfo *info, GError
     g_autofree uint8_t *l1buf = NULL;
     g_autofree char *id = NULL;
     uint64_t l1_bytes = (uint64_t)s->l1_size * 8, copy_off = 0;
+    bool dirty = s->version >= 3;
+    /* What becomes shared: without the vmstate area, which is handed over. */
+    uint32_t shared_l1 = dirty ? snapshot_vmstate_l1_index(s) : s->l1_size;
+    SnapshotTable table;
     Qcow2Snapshot *sn;
 
     if (info->id_str && info->id_str[0]) {
@@ -324,36 +377,47 @@ bool qcow2_snapshot_create(BlockDriverState *bs, BlockSnapshotInfo *info, GError
                     QCOW2_MAX_SNAPSHOTS);
         return false;
     }
-    if (!qcow2_flush_metadata(s, errp) ||
-        !qcow2_snapshot_refcount_precheck(s, s->l1_table, s->l1_size, errp) ||
+    if (!qcow2_snapshot_refcount_precheck(s, s->l1_table, shared_l1, errp) ||
         !snapshot_begin(s, errp)) {
         return false;
     }
 
-    /* 1: a copy of the active L1, as it is (COPIED bits included). */
+    /* 1: the disk's clusters gain the snapshot as a user (COPIED goes below). */
+    if (!qcow2_update_snapshot_refcount(s, s->l1_table, shared_l1, 1, errp)) {
+        return false;
+    }
+    /*
+     * 2: the snapshot's L1: a copy of the active one. The vmstate area's
+     * L2 tables pass to the snapshot as they are (no refcount changes: one
+     * user for another); the active image keeps no vmstate, as in QEMU. On
+     * a version 2 image (no dirty bit) that hand-over waits for the commit.
+     */
     if (l1_bytes) {
         l1buf = g_malloc0(l1_bytes);
         for (uint32_t i = 0; i < s->l1_size; i++) {
-            put_be64(l1buf + i * 8, s->l1_table[i]);
+            put_be64(l1buf + i * 8, s->l1_table[i] & ~QCOW_OFLAG_COPIED);
         }
         if (!qcow2_alloc_clusters(s, l1_bytes, &copy_off, errp)) {
             return false;
         }
         if (!bdrv_pwrite(s->file, copy_off, l1buf, l1_bytes, errp)) {
-            goto fail_copy;
+            qcow2_free_later(s, copy_off, l1_bytes);
+            return false;
         }
         s->unsynced = true;
     }
-    /* 2: everything reachable is now shared: +1, and COPIED goes away. A
-     * failure here (I/O) leaves the dirty bit for the next open to repair. */
-    if (!qcow2_update_snapshot_refcount(s, s->l1_table, s->l1_size, 1, errp)) {
-        return false;
+    if (shared_l1 < s->l1_size) {
+        memset(s->l1_table + shared_l1, 0, (uint64_t)(s->l1_size - shared_l1) * 8);
+        s->l1_dirty = true;
+        if (s->l1_fresh_lo >= shared_l1) {
+            s->l1_fresh_lo = s->l1_fresh_hi = 0; /* the new vmstate tables went */
+        }
     }
-    if (!qcow2_fix_copied_flags(s, errp) || !qcow2_flush_metadata(s, errp)) {
+    if (!qcow2_fix_copied_flags(s, errp)) {
         return false;
     }
 
-    /* 3: the new table; its header switch is the commit point. */
+    /* 3: the new table, then the commit. */
     list = g_new0(Qcow2Snapshot, s->nb_snapshots + 1);
     if (s->nb_snapshots) {
         memcpy(list, s->snapshots, s->nb_snapshots * sizeof(*list));
@@ -370,7 +434,8 @@ bool qcow2_snapshot_create(BlockDriverState *bs, BlockSnapshotInfo *info, GError
     sn->disk_size = s->size;
     sn->icount = info->icount;
     sn->extra_data_size = SN_EXTRA_SIZE;
-    if (!snapshot_write_table(s, list, s->nb_snapshots + 1, errp)) {
+    if (!snapshot_table_write(s, list, s->nb_snapshots + 1, &table, errp) ||
+        !snapshot_table_commit(s, &table, errp)) {
         g_free(sn->name);
         return false;
     }
@@ -379,14 +444,11 @@ bool qcow2_snapshot_create(BlockDriverState *bs, BlockSnapshotInfo *info, GError
     id = NULL; /* owned by the table now */
     sn = &s->snapshots[s->nb_snapshots - 1];
 
-    /* 4: the active vmstate is not needed any more (QEMU discards it too). */
-    if (info->vm_state_size &&
+    /* 4 (version 2): the active image lets go of its vmstate only now. */
+    if (!dirty && info->vm_state_size &&
         !qcow2_discard_guest(
             s, qcow2_vm_state_offset(s),
             (info->vm_state_size + s->cluster_size - 1) & ~(s->cluster_size - 1), errp)) {
-        return false;
-    }
-    if (!snapshot_end(s, errp)) {
         return false;
     }
     if (!info->id_str || !info->id_str[0]) {
@@ -396,23 +458,76 @@ bool qcow2_snapshot_create(BlockDriverState *bs, BlockSnapshotInfo *info, GError
     info->disk_size = sn->disk_size;
     trace_event("qcow2_snapshot_create", "id=%s name=%s", sn->id_str, sn->name);
     return true;
-
-fail_copy:
-    /* Nothing is shared yet: give the copy back; the image is clean again. */
-    qcow2_free_later(s, copy_off, l1_bytes);
-    snapshot_end(s, NULL);
-    return false;
 }
 
-bool qcow2_snapshot_goto(BlockDriverState *bs, const char *id, GError **errp)
+/*
+ * Make `l1` (n entries) the active L1, in place: the commit point of a goto.
+ * Every L2 table it names is shared with a snapshot, so it carries no
+ * COPIED flag. Whatever the caches hold goes first: the L2 tables `l1`
+ * names must be on disk before it (an abort puts back an L1 whose newest
+ * tables were still cached), and on a version 2 image so must the
+ * refcounts that make them reachable. Inside a dirty section the write
+ * itself becomes durable with the section's final flush; otherwise it is
+ * durable on return.
+ */
+static bool snapshot_switch_active_l1(Qcow2State *s, const uint64_t *l1, uint32_t n,
+                                      GError **errp)
+{
+    bool dirty = s->incompatible & QCOW2_INCOMPAT_DIRTY;
+    uint64_t bytes = (uint64_t)s->l1_size * 8;
+    g_autofree uint8_t *buf = g_malloc0(bytes + 1);
+
+    g_assert(n <= s->l1_size);
+    for (uint32_t i = 0; i < n; i++) {
+        put_be64(buf + i * 8, l1[i] & ~QCOW_OFLAG_COPIED);
+    }
+    /* In a dirty section with every L2 table on disk, refcounts may stay cached. */
+    if ((!dirty || s->unsynced || s->l1_dirty || qcow2_cache_is_dirty(&s->l2_cache)) &&
+        !qcow2_flush_metadata(s, errp)) {
+        return false;
+    }
+    if (!bdrv_pwrite(s->file, s->l1_table_offset, buf, bytes, errp)) {
+        s->l1_dirty = true; /* the next flush writes the in-memory L1 again */
+        return false;
+    }
+    s->unsynced = true;
+    if (!dirty && !qcow2_file_flush(s, errp)) {
+        s->l1_dirty = true;
+        return false;
+    }
+    memset(s->l1_table, 0, bytes);
+    for (uint32_t i = 0; i < n; i++) {
+        s->l1_table[i] = l1[i] & ~QCOW_OFLAG_COPIED;
+    }
+    s->l1_dirty = false;
+    s->l1_fresh_lo = s->l1_fresh_hi = 0;
+    return true;
+}
+
+static bool snapshot_set_disk_size(Qcow2State *s, uint64_t size, GError **errp)
+{
+    uint8_t be[8];
+
+    if (size == s->size) {
+        return true;
+    }
+    put_be64(be, size);
+    if (!qcow2_write_header_field(s, QCOW2_OFF_SIZE, be, 8, errp)) {
+        return false;
+    }
+    s->size = size;
+    return true;
+}
+
+bool qcow2_snapshot_goto_prepare(BlockDriverState *bs, const char *id, GError **errp)
 {
     Qcow2State *s = bs->opaque;
     int idx = snapshot_find_id(s, id);
     g_autofree uint64_t *snap_l1 = NULL;
     g_autofree uint64_t *old_l1 = NULL;
-    g_autofree uint8_t *buf = NULL;
-    Qcow2Snapshot *sn;
+    uint64_t old_disk_size = s->size;
     uint32_t old_size;
+    Qcow2Snapshot *sn;
     uint64_t want;
 
     if (idx < 0) {
@@ -432,61 +547,148 @@ bool qcow2_snapshot_goto(BlockDriverState *bs, const char *id, GError **errp)
         qcow2_signal_corruption(s, errp, "Snapshot '%s' has an invalid disk size", shown);
         return false;
     }
-    if (!qcow2_flush_metadata(s, errp) ||
-        !qcow2_snapshot_refcount_precheck(s, snap_l1, sn->l1_size, errp) ||
+    if (!qcow2_snapshot_refcount_precheck(s, snap_l1, sn->l1_size, errp) ||
         !snapshot_begin(s, errp) || !qcow2_grow_l1(s, want, true, errp)) {
         return false;
     }
-    /* 1: the snapshot's clusters gain the active image as a user. */
-    if (!qcow2_update_snapshot_refcount(s, snap_l1, sn->l1_size, 1, errp) ||
-        !qcow2_flush_metadata(s, errp)) {
+    /* 1: the snapshot's tree gains the active image as a user. */
+    if (!qcow2_update_snapshot_refcount(s, snap_l1, sn->l1_size, 1, errp)) {
         return false;
     }
-    /* 2: the commit: the snapshot's L1 over the active L1, in place. */
+    /* 2: the switch. The replaced tree keeps its references for now. */
     old_size = s->l1_size;
-    old_l1 = g_memdup2(s->l1_table, (uint64_t)old_size * 8);
-    buf = g_malloc0((uint64_t)old_size * 8 + 1);
-    for (uint32_t i = 0; i < sn->l1_size; i++) {
-        put_be64(buf + i * 8, snap_l1[i]);
-    }
-    if (!bdrv_pwrite(s->file, s->l1_table_offset, buf, (uint64_t)old_size * 8, errp)) {
+    old_l1 = g_memdup2(s->l1_table, (uint64_t)old_size * 8 + 1);
+    if (!snapshot_switch_active_l1(s, snap_l1, sn->l1_size, errp)) {
         return false;
     }
-    s->unsynced = true;
-    if (!qcow2_file_flush(s, errp)) {
+    s->goto_undo_l1 = g_steal_pointer(&old_l1);
+    s->goto_undo_l1_size = old_size;
+    s->goto_undo_size = old_disk_size;
+    /*
+     * 3: COPIED follows the refcounts before anything writes (a snapshot
+     * made elsewhere may carry stale flags in its L2 tables).
+     */
+    if (!snapshot_set_disk_size(s, sn->disk_size, errp) ||
+        !qcow2_fix_copied_flags(s, errp)) {
+        qcow2_snapshot_goto_abort(bs, NULL); /* all or nothing */
         return false;
     }
-    memset(s->l1_table, 0, (uint64_t)old_size * 8);
-    memcpy(s->l1_table, snap_l1, (uint64_t)sn->l1_size * 8);
-    s->l1_dirty = false;
-
-    /* 3: the old active tree loses its user. */
-    if (!qcow2_update_snapshot_refcount(s, old_l1, old_size, -1, errp)) {
-        return false;
-    }
-    if (sn->disk_size != s->size) {
-        uint8_t be[8];
-        put_be64(be, sn->disk_size);
-        if (!qcow2_flush_metadata(s, errp) ||
-            !qcow2_write_header_field(s, QCOW2_OFF_SIZE, be, 8, errp)) {
-            return false;
-        }
-        s->size = sn->disk_size;
-    }
-    /* 4: COPIED follows the refcounts again. */
-    if (!qcow2_fix_copied_flags(s, errp) || !snapshot_end(s, errp)) {
-        return false;
-    }
-    trace_event("qcow2_snapshot_goto", "id=%s", id);
+    trace_event("qcow2_snapshot_goto_prepare", "id=%s", id);
     return true;
+}
+
+static bool snapshot_goto_pending(Qcow2State *s, GError **errp)
+{
+    if (!s->goto_undo_l1) {
+        g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
+                    "No snapshot revert of '%s' is pending", s->bs->filename);
+        return false;
+    }
+    return true;
+}
+
+bool qcow2_snapshot_goto_commit(BlockDriverState *bs, GError **errp)
+{
+    Qcow2State *s = bs->opaque;
+    g_autofree uint64_t *old_l1 = NULL;
+
+    if (!snapshot_goto_pending(s, errp)) {
+        return false;
+    }
+    old_l1 = g_steal_pointer(&s->goto_undo_l1);
+    /* The replaced tree loses its user; then everything durable, dirty off. */
+    if (!qcow2_update_snapshot_refcount(s, old_l1, s->goto_undo_l1_size, -1, errp) ||
+        !snapshot_end(s, errp)) {
+        return false;
+    }
+    trace_event("qcow2_snapshot_goto_commit", "l1_size=%u", s->goto_undo_l1_size);
+    return true;
+}
+
+bool qcow2_snapshot_goto_abort(BlockDriverState *bs, GError **errp)
+{
+    Qcow2State *s = bs->opaque;
+    g_autofree uint64_t *cur_l1 = NULL;
+    uint32_t cur_size = s->l1_size;
+
+    if (!snapshot_goto_pending(s, errp)) {
+        return false;
+    }
+    /* The replaced tree kept its references: it becomes the active one again. */
+    cur_l1 = g_memdup2(s->l1_table, (uint64_t)cur_size * 8 + 1);
+    if (!snapshot_switch_active_l1(s, s->goto_undo_l1, s->goto_undo_l1_size, errp) ||
+        !snapshot_set_disk_size(s, s->goto_undo_size, errp)) {
+        return false;
+    }
+    g_clear_pointer(&s->goto_undo_l1, g_free);
+    /* What the revert made active (and anything written since) loses its user. */
+    if (!qcow2_update_snapshot_refcount(s, cur_l1, cur_size, -1, errp) ||
+        !qcow2_fix_copied_flags(s, errp) || !snapshot_end(s, errp)) {
+        return false;
+    }
+    trace_event("qcow2_snapshot_goto_abort", "l1_size=%u", cur_size);
+    return true;
+}
+
+bool qcow2_snapshot_goto(BlockDriverState *bs, const char *id, GError **errp)
+{
+    return qcow2_snapshot_goto_prepare(bs, id, errp) &&
+           qcow2_snapshot_goto_commit(bs, errp);
+}
+
+bool qcow2_snapshot_load_vmstate(BlockDriverState *bs, const char *id, void *buf,
+                                 uint64_t pos, uint64_t size, GError **errp)
+{
+    Qcow2State *s = bs->opaque;
+    int idx = snapshot_find_id(s, id);
+    g_autofree uint64_t *snap_l1 = NULL;
+    uint64_t *active_l1 = s->l1_table;
+    uint32_t active_size = s->l1_size;
+    uint64_t active_disk_size = s->size;
+    Qcow2Snapshot *sn;
+    bool ok;
+
+    if (idx < 0) {
+        g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC, "Can't find snapshot '%s'",
+                    id);
+        return false;
+    }
+    sn = &s->snapshots[idx];
+    if (sn->disk_size > INT64_MAX ||
+        qcow2_size_to_l1(s, sn->disk_size) > qcow2_max_l1_entries()) {
+        g_autofree char *shown = snapshot_id_shown(sn->id_str);
+
+        qcow2_signal_corruption(s, errp, "Snapshot '%s' has an invalid disk size", shown);
+        return false;
+    }
+    snap_l1 = snapshot_read_l1(s, sn, errp);
+    if (!snap_l1) {
+        return false;
+    }
+    /*
+     * Read through the snapshot's L1 in place of the active one. Reads
+     * change no metadata, and the L2 cache is keyed by table offset, so the
+     * active image is untouched.
+     */
+    s->l1_table = snap_l1;
+    s->l1_size = sn->l1_size;
+    s->size = sn->disk_size;
+    ok = qcow2_vmstate_range_ok(s, pos, size, errp) &&
+         qcow2_read_guest(s, qcow2_vm_state_offset(s) + pos, buf, size, errp);
+    s->l1_table = active_l1;
+    s->l1_size = active_size;
+    s->size = active_disk_size;
+    return ok;
 }
 
 bool qcow2_snapshot_delete(BlockDriverState *bs, const char *id, GError **errp)
 {
     Qcow2State *s = bs->opaque;
     int idx = snapshot_find_id(s, id);
+    bool dirty = s->version >= 3;
     g_autofree uint64_t *snap_l1 = NULL;
     g_autofree Qcow2Snapshot *list = NULL;
+    SnapshotTable table;
     Qcow2Snapshot removed;
     uint32_t nb;
 
@@ -499,29 +701,40 @@ bool qcow2_snapshot_delete(BlockDriverState *bs, const char *id, GError **errp)
     if (!snap_l1 || !snapshot_begin(s, errp)) {
         return false;
     }
-    /* 1: the table without the entry (commit point). */
     nb = s->nb_snapshots - 1;
     list = g_new0(Qcow2Snapshot, nb + 1);
     memcpy(list, s->snapshots, idx * sizeof(*list));
     memcpy(list + idx, s->snapshots + idx + 1, (nb - idx) * sizeof(*list));
-    if (!snapshot_write_table(s, list, nb, errp)) {
+    removed = s->snapshots[idx];
+    if (!snapshot_table_write(s, list, nb, &table, errp)) {
         return false;
     }
-    removed = s->snapshots[idx];
+    /*
+     * Its tree loses a user, its L1 copy goes, and COPIED follows the
+     * refcounts again: inside the dirty section before the commit (nothing
+     * is allocated after this), on a version 2 image after it.
+     */
+    if (dirty && (!qcow2_update_snapshot_refcount(s, snap_l1, removed.l1_size, -1, errp) ||
+                  !qcow2_update_refcount(s, removed.l1_table_offset,
+                                         (uint64_t)removed.l1_size * 8, -1, errp) ||
+                  !qcow2_fix_copied_flags(s, errp))) {
+        return false;
+    }
+    if (!snapshot_table_commit(s, &table, errp)) {
+        return false;
+    }
     g_free(s->snapshots);
     s->snapshots = g_steal_pointer(&list);
-
-    /* 2: its tree loses a user, its L1 copy goes. */
-    if (!qcow2_update_snapshot_refcount(s, snap_l1, removed.l1_size, -1, errp) ||
-        !qcow2_update_refcount(s, removed.l1_table_offset, (uint64_t)removed.l1_size * 8,
-                               -1, errp)) {
+    if (!dirty && (!qcow2_update_snapshot_refcount(s, snap_l1, removed.l1_size, -1, errp) ||
+                   !qcow2_update_refcount(s, removed.l1_table_offset,
+                                          (uint64_t)removed.l1_size * 8, -1, errp) ||
+                   !qcow2_fix_copied_flags(s, errp))) {
         snapshot_clear(&removed);
         return false;
     }
     trace_event("qcow2_snapshot_delete", "id=%s", removed.id_str);
     snapshot_clear(&removed);
-    /* 3: COPIED follows the refcounts again. */
-    return qcow2_fix_copied_flags(s, errp) && snapshot_end(s, errp);
+    return true;
 }
 
 int qcow2_snapshot_list(BlockDriverState *bs, BlockSnapshotInfo **list)

@@ -85,14 +85,33 @@ bool qcow2_set_incompat_bits(Qcow2State *s, uint64_t set, uint64_t clear, GError
         return true;
     }
     put_be64(be, v);
-    /* Setting: before what follows; clearing: after what came before. */
-    if (s->unsynced && !qcow2_file_flush(s, errp)) {
+    /* Clearing a bit vouches for everything written before: that goes first. */
+    if ((s->incompatible & ~v) && s->unsynced && !qcow2_file_flush(s, errp)) {
         return false;
     }
     if (!qcow2_write_header_field(s, QCOW2_OFF_INCOMPAT, be, 8, errp)) {
         return false;
     }
     s->incompatible = v;
+    return true;
+}
+
+bool qcow2_clear_dirty_lazily(Qcow2State *s, GError **errp)
+{
+    uint8_t be[8];
+
+    if (!(s->incompatible & QCOW2_INCOMPAT_DIRTY)) {
+        return true;
+    }
+    if (s->unsynced && !qcow2_file_flush(s, errp)) {
+        return false;
+    }
+    put_be64(be, s->incompatible & ~QCOW2_INCOMPAT_DIRTY);
+    if (!bdrv_pwrite(s->file, QCOW2_OFF_INCOMPAT, be, 8, errp)) {
+        return false;
+    }
+    s->unsynced = true;
+    s->incompatible &= ~QCOW2_INCOMPAT_DIRTY;
     return true;
 }
 
@@ -109,27 +128,47 @@ bool qcow2_write_l1(Qcow2State *s, GError **errp)
     }
     s->unsynced = true;
     s->l1_dirty = false;
+    s->l1_fresh_lo = s->l1_fresh_hi = 0;
     return true;
 }
 
 bool qcow2_flush_metadata(Qcow2State *s, GError **errp)
 {
+    /*
+     * With the dirty bit on disk, a crash makes the next open rebuild the
+     * refcounts and COPIED flags from the tables, so their order does not
+     * matter and only one barrier is left: the L1 after new L2 tables it
+     * points at.
+     */
+    bool relaxed = s->incompatible & QCOW2_INCOMPAT_DIRTY;
+    bool fresh = s->l1_fresh_lo < s->l1_fresh_hi;
+
     if (s->read_only) {
         return true;
     }
     /* 1: new refcounts; 2: L2 tables (after a barrier); 3: the L1 table. */
-    if (!qcow2_cache_write(s, &s->refblock_cache, errp) ||
-        !qcow2_cache_write(s, &s->l2_cache, errp)) {
+    if (relaxed) {
+        if (!qcow2_cache_write_unordered(s, &s->refblock_cache, errp) ||
+            !qcow2_cache_write_unordered(s, &s->l2_cache, errp)) {
+            return false;
+        }
+    } else if (!qcow2_cache_write(s, &s->refblock_cache, errp) ||
+               !qcow2_cache_write(s, &s->l2_cache, errp)) {
         return false;
     }
     if (s->l1_dirty) {
-        if ((s->unsynced && !qcow2_file_flush(s, errp)) || !qcow2_write_l1(s, errp)) {
+        if ((s->unsynced && (fresh || !relaxed) && !qcow2_file_flush(s, errp)) ||
+            !qcow2_write_l1(s, errp)) {
             return false;
         }
     }
-    /* 4: references are gone from disk: now the decrements may follow. */
+    /*
+     * 4: references are gone from disk: now the decrements may follow. A
+     * freed cluster is reused only after this function's final flush, so
+     * a dirty image needs no barrier here either.
+     */
     if (s->pending_frees->len) {
-        if ((s->unsynced && !qcow2_file_flush(s, errp)) ||
+        if ((!relaxed && s->unsynced && !qcow2_file_flush(s, errp)) ||
             !qcow2_apply_pending_frees(s, errp) ||
             !qcow2_cache_write(s, &s->refblock_cache, errp)) {
             return false;
@@ -261,6 +300,7 @@ static void qcow2_free_state(Qcow2State *s)
     qcow2_free_snapshots(s);
     g_free(s->l1_table);
     s->l1_table = NULL;
+    g_clear_pointer(&s->goto_undo_l1, g_free);
     g_free(s->cluster_data);
     s->cluster_data = NULL;
     g_aligned_free(s->bounce);
@@ -362,6 +402,12 @@ static void qcow2_close(BlockDriverState *bs)
     Qcow2State *s = bs->opaque;
     GError *err = NULL;
 
+    if (s->goto_undo_l1 && !qcow2_snapshot_goto_commit(bs, &err)) {
+        warn_report("Could not release the tree a snapshot revert replaced in '%s' (the "
+                    "image leaks clusters; qemu-img check -r leaks reclaims them): %s",
+                    bs->filename, err->message);
+        g_clear_error(&err);
+    }
     if (!s->read_only && !qcow2_flush_metadata(s, &err)) {
         warn_report("Could not write metadata of '%s' at close: %s", bs->filename,
                     err->message);
@@ -483,7 +529,7 @@ static bool qcow2_truncate(BlockDriverState *bs, uint64_t size, GError **errp)
     return true;
 }
 
-static bool vmstate_range_ok(Qcow2State *s, uint64_t pos, uint64_t size, GError **errp)
+bool qcow2_vmstate_range_ok(Qcow2State *s, uint64_t pos, uint64_t size, GError **errp)
 {
     uint64_t base = qcow2_vm_state_offset(s);
     uint64_t limit = qcow2_max_l1_entries() << (s->cluster_bits + s->l2_bits);
@@ -503,7 +549,7 @@ static bool qcow2_save_vmstate(BlockDriverState *bs, const void *buf, uint64_t p
 {
     Qcow2State *s = bs->opaque;
 
-    return qcow2_check_writable(s, errp) && vmstate_range_ok(s, pos, size, errp) &&
+    return qcow2_check_writable(s, errp) && qcow2_vmstate_range_ok(s, pos, size, errp) &&
            qcow2_write_guest(s, qcow2_vm_state_offset(s) + pos, buf, size, errp);
 }
 
@@ -512,7 +558,7 @@ static bool qcow2_load_vmstate(BlockDriverState *bs, void *buf, uint64_t pos,
 {
     Qcow2State *s = bs->opaque;
 
-    return vmstate_range_ok(s, pos, size, errp) &&
+    return qcow2_vmstate_range_ok(s, pos, size, errp) &&
            qcow2_read_guest(s, qcow2_vm_state_offset(s) + pos, buf, size, errp);
 }
 
@@ -562,6 +608,10 @@ const BlockDriver bdrv_qcow2 = {
     .is_encrypted = qcow2_is_encrypted,
     .snapshot_create = qcow2_snapshot_create,
     .snapshot_goto = qcow2_snapshot_goto,
+    .snapshot_goto_prepare = qcow2_snapshot_goto_prepare,
+    .snapshot_goto_commit = qcow2_snapshot_goto_commit,
+    .snapshot_goto_abort = qcow2_snapshot_goto_abort,
+    .snapshot_load_vmstate = qcow2_snapshot_load_vmstate,
     .snapshot_delete = qcow2_snapshot_delete,
     .snapshot_list = qcow2_snapshot_list,
     .save_vmstate = qcow2_save_vmstate,

@@ -145,6 +145,8 @@ typedef struct Qcow2State {
     uint64_t l1_table_offset;
     uint64_t *l1_table; /* host byte order, l1_size entries */
     bool l1_dirty;
+    /* L1 entries [lo, hi) may point at L2 tables not yet on disk. */
+    uint32_t l1_fresh_lo, l1_fresh_hi;
 
     uint32_t refcount_order;
     uint32_t refcount_bits;
@@ -155,6 +157,12 @@ typedef struct Qcow2State {
     uint64_t refcount_table_size; /* entries */
     uint64_t *refcount_table;     /* host byte order */
     uint64_t max_refcount_table_index;
+
+    /* A prepared goto: the active L1 and size before it; that tree is still
+     * referenced until commit or abort. NULL: none pending. */
+    uint64_t *goto_undo_l1;
+    uint32_t goto_undo_l1_size;
+    uint64_t goto_undo_size;
 
     uint32_t nb_snapshots;
     uint64_t snapshots_offset;
@@ -270,6 +278,12 @@ void qcow2_signal_corruption(Qcow2State *s, GError **errp, const char *fmt, ...)
 bool qcow2_write_header_field(Qcow2State *s, uint64_t off, const void *buf, size_t len,
                               GError **errp);
 bool qcow2_set_incompat_bits(Qcow2State *s, uint64_t set, uint64_t clear, GError **errp);
+/*
+ * Clear the dirty bit after what was written so far is durable; the
+ * clearing itself becomes durable with the next flush (until then a crash
+ * leaves a dirty image, which the next open repairs).
+ */
+bool qcow2_clear_dirty_lazily(Qcow2State *s, GError **errp);
 bool qcow2_file_flush(Qcow2State *s, GError **errp);
 bool qcow2_write_l1(Qcow2State *s, GError **errp);
 bool qcow2_grow_l1(Qcow2State *s, uint64_t min_size, bool exact, GError **errp);
@@ -295,6 +309,8 @@ bool qcow2_cache_get_empty(Qcow2State *s, Qcow2Cache *c, uint64_t offset, uint8_
 void qcow2_cache_put(Qcow2Cache *c, uint8_t *table);
 void qcow2_cache_mark_dirty(Qcow2Cache *c, uint8_t *table);
 bool qcow2_cache_write(Qcow2State *s, Qcow2Cache *c, GError **errp);
+/* The same without the refcount barrier before L2 tables (dirty image only). */
+bool qcow2_cache_write_unordered(Qcow2State *s, Qcow2Cache *c, GError **errp);
 bool qcow2_cache_is_dirty(Qcow2Cache *c);
 void qcow2_cache_discard(Qcow2Cache *c, uint64_t offset);
 void qcow2_cache_clear(Qcow2Cache *c);
@@ -361,11 +377,19 @@ bool qcow2_create(const char *filename, uint64_t size, KeyVal *opts, GError **er
 /* Change LUKS key slots (the only options that can be amended). */
 bool qcow2_amend(BlockDriverState *bs, KeyVal *opts, GError **errp);
 
+/* The vmstate area can hold `size` bytes at `pos`. */
+bool qcow2_vmstate_range_ok(Qcow2State *s, uint64_t pos, uint64_t size, GError **errp);
+
 /* qcow2-snapshot.c */
 bool qcow2_read_snapshots(Qcow2State *s, GError **errp);
 void qcow2_free_snapshots(Qcow2State *s);
 bool qcow2_snapshot_create(BlockDriverState *bs, BlockSnapshotInfo *sn, GError **errp);
 bool qcow2_snapshot_goto(BlockDriverState *bs, const char *id, GError **errp);
+bool qcow2_snapshot_goto_prepare(BlockDriverState *bs, const char *id, GError **errp);
+bool qcow2_snapshot_goto_commit(BlockDriverState *bs, GError **errp);
+bool qcow2_snapshot_goto_abort(BlockDriverState *bs, GError **errp);
+bool qcow2_snapshot_load_vmstate(BlockDriverState *bs, const char *id, void *buf,
+                                 uint64_t pos, uint64_t size, GError **errp);
 bool qcow2_snapshot_delete(BlockDriverState *bs, const char *id, GError **errp);
 int qcow2_snapshot_list(BlockDriverState *bs, BlockSnapshotInfo **list);
 

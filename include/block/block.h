@@ -83,6 +83,18 @@ bool bdrv_can_snapshot(BlockDriverState *bs);
 /* Fills sn->id_str if empty. */
 bool bdrv_snapshot_create(BlockDriverState *bs, BlockSnapshotInfo *sn, GError **errp);
 bool bdrv_snapshot_goto(BlockDriverState *bs, const char *name_or_id, GError **errp);
+/*
+ * A revert that can be taken back, for loadvm across several drives:
+ * prepare switches the drive to snapshot `id` (an id, not a name) but keeps
+ * what it held until commit lets it go or abort puts it back. At most one
+ * revert is pending per drive; closing the drive commits it.
+ */
+bool bdrv_snapshot_goto_prepare(BlockDriverState *bs, const char *id, GError **errp);
+bool bdrv_snapshot_goto_commit(BlockDriverState *bs, GError **errp);
+bool bdrv_snapshot_goto_abort(BlockDriverState *bs, GError **errp);
+/* Read the vmstate of snapshot `id` without reverting to it. */
+bool bdrv_snapshot_load_vmstate(BlockDriverState *bs, const char *id, void *buf,
+                                uint64_t pos, uint64_t size, GError **errp);
 bool bdrv_snapshot_delete(BlockDriverState *bs, const char *id, const char *name,
                           GError **errp);
 /* Array of snapshots (caller frees with block_snapshot_info_clear + g_free). */

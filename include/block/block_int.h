@@ -97,6 +97,11 @@ typedef struct BlockDriver {
 
     bool (*snapshot_create)(BlockDriverState *bs, BlockSnapshotInfo *sn, GError **errp);
     bool (*snapshot_goto)(BlockDriverState *bs, const char *id, GError **errp);
+    bool (*snapshot_goto_prepare)(BlockDriverState *bs, const char *id, GError **errp);
+    bool (*snapshot_goto_commit)(BlockDriverState *bs, GError **errp);
+    bool (*snapshot_goto_abort)(BlockDriverState *bs, GError **errp);
+    bool (*snapshot_load_vmstate)(BlockDriverState *bs, const char *id, void *buf,
+                                  uint64_t pos, uint64_t size, GError **errp);
     bool (*snapshot_delete)(BlockDriverState *bs, const char *id, GError **errp);
     int (*snapshot_list)(BlockDriverState *bs, BlockSnapshotInfo **list);
     bool (*save_vmstate)(BlockDriverState *bs, const void *buf, uint64_t pos,

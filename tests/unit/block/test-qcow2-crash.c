@@ -1,6 +1,7 @@
 /*
  * Crash safety: a workload of allocating writes, vmstate writes, flushes and
- * snapshot create/apply/delete runs on a qcow2 image above the blkcrash filter (a
+ * snapshot create/apply/delete (apply also in two steps: prepare, guest writes,
+ * then commit or abort) runs on a qcow2 image above the blkcrash filter (a
  * test double for power loss), which cuts it at a random write and keeps a
  * random subset of the unflushed writes. Every resulting image must open
  * read-write (repairing a dirty image), have no corruption in check (leaks
@@ -78,8 +79,14 @@ static void workload_run(BlockDriverState *bs, Workload *w, uint32_t seed)
             BlockSnapshotInfo sn = {.name = g_strdup(name), .icount = -1};
             /* the snapshot holds the model as it is now, even if cut */
             g_hash_table_insert(w->snaps, g_strdup(name), g_memdup2(w->model, DISK));
-            if (bdrv_snapshot_create(bs, &sn, NULL) && !blkcrash_is_dead(bs)) {
-                workload_acked(w);
+            {
+                GError *cerr = NULL;
+                if (bdrv_snapshot_create(bs, &sn, &cerr) && !blkcrash_is_dead(bs)) {
+                    workload_acked(w);
+                } else if (!blkcrash_is_dead(bs)) {
+                    g_error("create failed without a crash: %s", cerr->message);
+                }
+                g_clear_error(&cerr);
             }
             block_snapshot_info_clear(&sn);
         } else {
@@ -89,13 +96,42 @@ static void workload_run(BlockDriverState *bs, Workload *w, uint32_t seed)
             g_autofree char *n = g_strdup(name);
             g_list_free(keys);
             if (op < 19) {
+                int how = g_rand_int_range(rng, 0, 3); /* goto, commit, abort */
+                BlockSnapshotInfo sn = {0};
+                g_autofree uint8_t *before = g_memdup2(w->model, DISK);
+                bool ok;
+
                 w->uncertain = true;
-                if (bdrv_snapshot_goto(bs, n, NULL) && !blkcrash_is_dead(bs)) {
+                if (how == 0) {
+                    ok = bdrv_snapshot_goto(bs, n, NULL);
                     memcpy(w->model, g_hash_table_lookup(w->snaps, n), DISK);
+                } else {
+                    uint64_t len = g_rand_int_range(rng, 1, 64 << 10);
+                    uint64_t off = g_rand_int_range(rng, 0, DISK - len);
+
+                    g_assert_true(bdrv_snapshot_find(bs, n, &sn));
+                    ok = bdrv_snapshot_goto_prepare(bs, sn.id_str, NULL);
+                    block_snapshot_info_clear(&sn);
+                    memcpy(w->model, g_hash_table_lookup(w->snaps, n), DISK);
+                    /* a guest write while the revert is pending */
+                    bt_fill(buf, off, len, seed * 1000 + i + 500);
+                    memcpy(w->model + off, buf, len);
+                    ok = ok && bdrv_pwrite(bs, off, buf, len, NULL);
+                    if (how == 1) {
+                        ok = ok && bdrv_snapshot_goto_commit(bs, NULL);
+                    } else {
+                        ok = ok && bdrv_snapshot_goto_abort(bs, NULL);
+                        memcpy(w->model, before, DISK);
+                    }
+                }
+                if (ok && !blkcrash_is_dead(bs)) {
                     workload_acked(w);
                     w->uncertain = false;
+                } else if (!blkcrash_is_dead(bs)) {
+                    g_error("snapshot apply (%d) failed without a crash", how);
                 }
             } else if (bdrv_snapshot_delete(bs, NULL, n, NULL) && !blkcrash_is_dead(bs)) {
+                g_hash_table_remove(w->snaps, n);
                 workload_acked(w);
             }
         }

@@ -1,7 +1,8 @@
 /*
  * qcow2 internal snapshots: create, apply (goto), delete and list, ids,
- * the vmstate area captured by a snapshot, disk size, refcount overflow,
- * and a random sequence of operations checked against models.
+ * the vmstate area captured by a snapshot (and read without reverting),
+ * the two-step revert (prepare, then commit or abort), disk size, refcount
+ * overflow, and a random sequence of operations checked against models.
  */
 #include <string.h>
 
@@ -143,6 +144,89 @@ static void test_vmstate_captured(void)
     bt_assert_clean(bs);
     g_assert_true(bdrv_snapshot_delete(bs, NULL, "vm1", &err));
     g_assert_true(bdrv_snapshot_delete(bs, NULL, "vm2", &err));
+    bt_assert_clean(bs);
+    bdrv_close(bs);
+}
+
+/* A snapshot's vmstate is read in place; the active image does not change. */
+static void test_vmstate_read_without_revert(void)
+{
+    g_autofree char *path = bt_path("vmread.qcow2");
+    g_autofree uint8_t *a = g_malloc(70000), *b = g_malloc(70000);
+    g_autoptr(GError) err = NULL;
+    g_autofree char *id = NULL;
+    BlockDriverState *bs;
+
+    bt_create("qcow2", path, 1 << 20, "cluster_size=4096");
+    bs = bt_open(path, "qcow2", true);
+    bt_fill(a, 0, 70000, 7);
+    g_assert_true(bdrv_save_vmstate(bs, a, 0, 70000, &err));
+    g_assert_true(snap(bs, "vm", 70000, &id, &err));
+    bt_write_pattern(bs, 0, 1 << 20, 8);
+    g_assert_true(bdrv_snapshot_load_vmstate(bs, id, b, 0, 70000, &err));
+    g_assert_no_error(err);
+    g_assert_cmpmem(a, 70000, b, 70000);
+    g_assert_true(bdrv_snapshot_load_vmstate(bs, id, b, 1000, 5000, &err));
+    g_assert_cmpmem(a + 1000, 5000, b, 5000);
+    bt_check_pattern(bs, 0, 1 << 20, 8);
+    g_assert_false(bdrv_snapshot_load_vmstate(bs, "99", b, 0, 1, &err));
+    g_assert_nonnull(strstr(err->message, "Can't find snapshot '99'"));
+    g_clear_error(&err);
+    bt_assert_clean(bs);
+    bdrv_close(bs);
+}
+
+/*
+ * prepare puts the snapshot in place but keeps the old contents: abort brings
+ * them back (writes made in between are dropped), commit lets them go, and
+ * other snapshot operations wait. The image is clean after each step.
+ */
+static void test_two_step_revert(void)
+{
+    g_autofree char *path = bt_path("twostep.qcow2");
+    g_autoptr(GError) err = NULL;
+    g_autofree char *id = NULL;
+    BlockDriverState *bs;
+
+    bt_create("qcow2", path, 4 << 20, "cluster_size=4096");
+    bs = bt_open(path, "qcow2", true);
+    bt_write_pattern(bs, 0, 4 << 20, 1);
+    g_assert_true(snap(bs, "a", 0, &id, &err));
+    bt_write_pattern(bs, 0, 2 << 20, 2);
+
+    g_assert_true(bdrv_snapshot_goto_prepare(bs, id, &err));
+    g_assert_no_error(err);
+    bt_check_pattern(bs, 0, 4 << 20, 1);
+    bt_write_pattern(bs, 1 << 20, 4096, 3); /* made while pending */
+    g_assert_false(snap(bs, "b", 0, NULL, &err));
+    g_assert_nonnull(strstr(err->message, "still pending"));
+    g_clear_error(&err);
+    g_assert_false(bdrv_snapshot_goto_prepare(bs, id, &err));
+    g_clear_error(&err);
+    g_assert_true(bdrv_snapshot_goto_abort(bs, &err));
+    g_assert_no_error(err);
+    bt_check_pattern(bs, 0, 2 << 20, 2);
+    bt_check_pattern(bs, 2 << 20, 2 << 20, 1);
+    bt_assert_clean(bs);
+    g_assert_false(bdrv_snapshot_goto_commit(bs, &err));
+    g_assert_nonnull(strstr(err->message, "No snapshot revert"));
+    g_clear_error(&err);
+
+    g_assert_true(bdrv_snapshot_goto_prepare(bs, id, &err));
+    bt_write_pattern(bs, 1 << 20, 4096, 4);
+    g_assert_true(bdrv_snapshot_goto_commit(bs, &err));
+    g_assert_no_error(err);
+    bt_check_pattern(bs, 0, 1 << 20, 1);
+    bt_check_pattern(bs, 1 << 20, 4096, 4);
+    bt_assert_clean(bs);
+
+    /* Closing with a revert pending commits it. */
+    g_assert_true(bdrv_snapshot_goto_prepare(bs, id, &err));
+    bdrv_close(bs);
+    bs = bt_open(path, "qcow2", true);
+    bt_check_pattern(bs, 0, 4 << 20, 1);
+    bt_assert_clean(bs);
+    g_assert_true(bdrv_snapshot_delete(bs, id, NULL, &err));
     bt_assert_clean(bs);
     bdrv_close(bs);
 }
@@ -314,6 +398,9 @@ int main(int argc, char **argv)
     g_test_add_func("/qcow2/snapshot/apply-restores-data", test_apply_restores_data);
     g_test_add_func("/qcow2/snapshot/ids-are-max-plus-one", test_ids);
     g_test_add_func("/qcow2/snapshot/vmstate-is-captured", test_vmstate_captured);
+    g_test_add_func("/qcow2/snapshot/vmstate-read-without-revert",
+                    test_vmstate_read_without_revert);
+    g_test_add_func("/qcow2/snapshot/two-step-revert-commit-abort", test_two_step_revert);
     g_test_add_func("/qcow2/snapshot/apply-restores-disk-size", test_goto_restores_size);
     g_test_add_func("/qcow2/snapshot/refcount-overflow-refused-cleanly",
                     test_refcount_overflow_refused);
