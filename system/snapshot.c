@@ -7,14 +7,14 @@
  * vmstate area of one drive, then create snapshot TAG on every drive - all
  * or none: a failure deletes the ones already made. Resume if it ran.
  *
- * Load is made atomic with nothing but the block layer's snapshot calls:
- * before reverting, every drive gets a temporary "undo" snapshot of its
- * current contents; then every drive goes to TAG, the state is read back
- * from the vmstate area and checked by vmstate_load_all's first phase (which
- * changes nothing when it fails). On any failure every drive goes back to
- * its undo snapshot and the TPM re-reads its (restored) NVRAM store, so the
- * VM, the TPM and the drives are as they were. The undo snapshots are
- * deleted in both cases.
+ * Load is all-or-nothing. The state is read from the snapshot without
+ * reverting anything and checked by vmstate's first phase (which changes
+ * nothing when it fails). Then every drive reverts in two steps: prepare
+ * switches it to TAG but keeps what it held, and only when the TPM has
+ * re-read its NVRAM and the device state applied does commit let the old
+ * contents go. On any failure every prepared drive aborts (its old contents
+ * come back), the TPM re-reads its store, and the devices get back the state
+ * kept aside before, so the VM, the TPM and the drives are as they were.
  */
 #include "system/snapshot.h"
 
@@ -38,7 +38,6 @@
 
 /* Room beyond RAM for every other section (TPM blobs are at most a few MiB). */
 #define SNAPSHOT_VMSTATE_SLACK (64ull << 20)
-#define SNAPSHOT_UNDO_PREFIX "tpmvm-loadvm-undo-"
 
 /*
  * The vmstate area starts with a small header (docs/snapshots.md) so that a
@@ -56,8 +55,7 @@ typedef struct SnapDrive {
     char *tag_id; /* id of snapshot TAG on this drive, or NULL */
     uint64_t vm_state_size;
     char *new_id;  /* save: the snapshot created by this operation */
-    char *undo_id; /* load: the undo snapshot */
-    bool reverted; /* load: went to TAG */
+    bool reverted; /* load: a revert to TAG is prepared, not yet committed */
 } SnapDrive;
 
 typedef struct SnapSet {
@@ -71,15 +69,12 @@ typedef struct SnapRun {
     bool was_running;
 } SnapRun;
 
-static unsigned snapshot_undo_counter; /* makes undo names unique; main thread */
-
 static void snap_drive_free(gpointer p)
 {
     SnapDrive *d = p;
 
     g_free(d->tag_id);
     g_free(d->new_id);
-    g_free(d->undo_id);
     g_free(d);
 }
 
@@ -618,48 +613,7 @@ static uint64_t snap_vmstate_limit(void)
     return ram + ram / (4096 * 8) + SNAPSHOT_VMSTATE_SLACK;
 }
 
-static bool snap_create_undo(SnapSet *set, GError **errp)
-{
-    g_autofree char *name = g_strdup_printf(SNAPSHOT_UNDO_PREFIX "%ld-%u", (long)getpid(),
-                                            ++snapshot_undo_counter);
-
-    for (guint i = 0; i < set->drives->len; i++) {
-        SnapDrive *d = g_ptr_array_index(set->drives, i);
-        BlockSnapshotInfo sn;
-
-        snap_fill_info(&sn, name, 0, d->bs);
-        if (!bdrv_snapshot_create(d->bs, &sn, errp)) {
-            g_autofree char *desc = drive_desc(d->bs);
-            block_snapshot_info_clear(&sn);
-            g_prefix_error(errp, "Cannot create the undo snapshot on %s: ", desc);
-            return false;
-        }
-        trace_event("snapshot_undo_created", "drive=%s id=%s", bdrv_get_id(d->bs),
-                    sn.id_str);
-        d->undo_id = g_steal_pointer(&sn.id_str);
-        block_snapshot_info_clear(&sn);
-    }
-    return true;
-}
-
-static void snap_delete_undo(SnapSet *set)
-{
-    for (guint i = 0; i < set->drives->len; i++) {
-        SnapDrive *d = g_ptr_array_index(set->drives, i);
-        GError *err = NULL;
-
-        if (d->undo_id && !bdrv_snapshot_delete(d->bs, d->undo_id, NULL, &err)) {
-            g_autofree char *desc = drive_desc(d->bs);
-            warn_report("could not remove the temporary snapshot (id %s) from %s: %s; "
-                        "delete it with qemu-img snapshot -d",
-                        d->undo_id, desc, err->message);
-            g_error_free(err);
-        }
-        g_clear_pointer(&d->undo_id, g_free);
-    }
-}
-
-/* Put every reverted drive back to its undo snapshot and let the TPM re-read. */
+/* Abort every prepared revert and let the TPM re-read its (old) store. */
 static bool snap_rollback(SnapSet *set, GError **errp)
 {
     bool ok = true;
@@ -668,7 +622,7 @@ static bool snap_rollback(SnapSet *set, GError **errp)
         SnapDrive *d = g_ptr_array_index(set->drives, i);
         GError *err = NULL;
 
-        if (d->reverted && !bdrv_snapshot_goto(d->bs, d->undo_id, &err)) {
+        if (d->reverted && !bdrv_snapshot_goto_abort(d->bs, &err)) {
             g_autofree char *desc = drive_desc(d->bs);
             if (ok) {
                 g_propagate_prefixed_error(errp, err, "%s could not be put back: ", desc);
@@ -686,7 +640,25 @@ static bool snap_rollback(SnapSet *set, GError **errp)
     return ok;
 }
 
-/* Read the vmstate of the (already applied) target snapshot into memory. */
+/* Let go of what every reverted drive held before: the load is complete. */
+static void snap_commit(SnapSet *set, const char *tag)
+{
+    for (guint i = 0; i < set->drives->len; i++) {
+        SnapDrive *d = g_ptr_array_index(set->drives, i);
+        GError *err = NULL;
+
+        if (d->reverted && !bdrv_snapshot_goto_commit(d->bs, &err)) {
+            g_autofree char *desc = drive_desc(d->bs);
+            warn_report("snapshot '%s' was loaded, but %s could not release its old "
+                        "contents (%s); qemu-img check -r leaks reclaims the space",
+                        tag, desc, err->message);
+            g_error_free(err);
+        }
+        d->reverted = false;
+    }
+}
+
+/* Read the vmstate of the target snapshot into memory (nothing is reverted). */
 static uint8_t *snap_read_vmstate(SnapSet *set, const char *tag, GError **errp)
 {
     SnapDrive *vs = set->vmstate;
@@ -710,7 +682,7 @@ static uint8_t *snap_read_vmstate(SnapSet *set, const char *tag, GError **errp)
                     size);
         return NULL;
     }
-    if (!bdrv_load_vmstate(vs->bs, buf, 0, size, errp)) {
+    if (!bdrv_snapshot_load_vmstate(vs->bs, vs->tag_id, buf, 0, size, errp)) {
         g_prefix_error(errp, "Cannot read the VM state of snapshot '%s' from %s: ", tag,
                        desc);
         g_free(buf);
@@ -719,17 +691,46 @@ static uint8_t *snap_read_vmstate(SnapSet *set, const char *tag, GError **errp)
     return buf;
 }
 
-/* Steps after the undo snapshots exist; on failure the caller rolls back. */
-static bool snap_load_stopped(SnapSet *set, const char *tag, bool disk_only,
-                              bool *applying, GError **errp)
+/*
+ * Read TAG's device state and check it; nothing changes. NULL with *errp
+ * set on failure.
+ */
+static uint8_t *snap_load_check(SnapSet *set, const char *tag, GError **errp)
 {
     g_autofree uint8_t *buf = NULL;
     g_autofree char *what = NULL;
-    g_autofree char *desc = NULL;
+    g_autofree char *desc = drive_desc(set->vmstate->bs);
 
+    buf = snap_read_vmstate(set, tag, errp);
+    if (!buf) {
+        return NULL;
+    }
+    what = g_strdup_printf("Snapshot '%s' on %s", tag, desc);
+    if (!snap_header_check(buf, set->vmstate->vm_state_size, what, errp)) {
+        return NULL;
+    }
+    trace_event("snapshot_load_read", "tag=%s bytes=%" G_GUINT64_FORMAT, tag,
+                set->vmstate->vm_state_size);
+    if (!vmstate_check_all(buf + SNAPSHOT_HDR_SIZE,
+                           set->vmstate->vm_state_size - SNAPSHOT_HDR_SIZE, errp)) {
+        g_prefix_error(errp, "%s cannot be loaded: ", what);
+        return NULL;
+    }
+    return g_steal_pointer(&buf);
+}
+
+/*
+ * Revert every drive (prepared, not committed), then bring the TPM and the
+ * devices to TAG's state (`buf`, checked; NULL for a disk-only snapshot).
+ * On failure the caller rolls back; *applying says whether device state may
+ * have changed.
+ */
+static bool snap_load_stopped(SnapSet *set, const char *tag, const uint8_t *buf,
+                              bool *applying, GError **errp)
+{
     for (guint i = 0; i < set->drives->len; i++) {
         SnapDrive *d = g_ptr_array_index(set->drives, i);
-        if (!bdrv_snapshot_goto(d->bs, d->tag_id, errp)) {
+        if (!bdrv_snapshot_goto_prepare(d->bs, d->tag_id, errp)) {
             g_autofree char *desc = drive_desc(d->bs);
             g_prefix_error(errp, "Cannot revert %s to snapshot '%s': ", desc, tag);
             return false;
@@ -740,26 +741,15 @@ static bool snap_load_stopped(SnapSet *set, const char *tag, bool disk_only,
     if (!tpm_walk(tpm_reload_one, errp)) {
         return false;
     }
-    if (disk_only) {
+    *applying = true;
+    if (!buf) {
         /* No volatile state was saved: what the TPM sees is a power cycle. */
-        *applying = true;
         return tpm_walk(tpm_power_cycle_one, errp);
     }
-    desc = drive_desc(set->vmstate->bs);
-    buf = snap_read_vmstate(set, tag, errp);
-    if (!buf) {
-        return false;
-    }
-    what = g_strdup_printf("Snapshot '%s' on %s", tag, desc);
-    if (!snap_header_check(buf, set->vmstate->vm_state_size, what, errp)) {
-        return false;
-    }
-    trace_event("snapshot_load_read", "tag=%s bytes=%" G_GUINT64_FORMAT, tag,
-                set->vmstate->vm_state_size);
     if (!vmstate_load_all(buf + SNAPSHOT_HDR_SIZE,
                           set->vmstate->vm_state_size - SNAPSHOT_HDR_SIZE, errp)) {
-        g_prefix_error(errp, "%s cannot be loaded: ", what);
-        *applying = true;
+        g_autofree char *desc = drive_desc(set->vmstate->bs);
+        g_prefix_error(errp, "Snapshot '%s' on %s cannot be loaded: ", tag, desc);
         return false;
     }
     return true;
@@ -771,6 +761,7 @@ static bool snap_load(const char *tag, const char *vmstate, const char *const *d
     g_autoptr(SnapSet) set = NULL;
     SnapDrive *present, *missing;
     g_autoptr(GByteArray) backup = NULL;
+    g_autofree uint8_t *buf = NULL;
     GError *err = NULL, *rb_err = NULL;
     bool disk_only, ok, applying = false;
     SnapRun run;
@@ -819,10 +810,13 @@ static bool snap_load(const char *tag, const char *vmstate, const char *const *d
     }
     trace_event("snapshot_load_start", "tag=%s drives=%u disk_only=%d", tag,
                 set->drives->len, disk_only);
-    if (!tpm_walk(tpm_drain_one, &err) || !snap_create_undo(set, &err)) {
-        snap_delete_undo(set);
+    if (!tpm_walk(tpm_drain_one, &err) ||
+        (!disk_only && !(buf = snap_load_check(set, tag, &err)))) {
         snap_resume(&run, false);
-        g_propagate_error(errp, err);
+        g_set_error(errp, err->domain, err->code,
+                    "%s; the VM, its TPM and its drives were left as they were",
+                    err->message);
+        g_error_free(err);
         return false;
     }
     /*
@@ -839,15 +833,14 @@ static bool snap_load(const char *tag, const char *vmstate, const char *const *d
         trace_event("snapshot_load_backup", "bytes=%u", backup->len);
         if (!ok) {
             g_prefix_error(&err, "Cannot keep the current VM state aside: ");
-            snap_delete_undo(set);
             snap_resume(&run, false);
             g_propagate_error(errp, err);
             return false;
         }
     }
-    if (snap_load_stopped(set, tag, disk_only, &applying, &err)) {
+    if (snap_load_stopped(set, tag, buf, &applying, &err)) {
+        snap_commit(set, tag);
         trace_event("snapshot_load_applied", "tag=%s", tag);
-        snap_delete_undo(set);
         snap_resume(&run, true);
         trace_event("snapshot_load_done", "tag=%s", tag);
         return true;
@@ -856,7 +849,6 @@ static bool snap_load(const char *tag, const char *vmstate, const char *const *d
                 err->message);
     if (snap_rollback(set, &rb_err) &&
         (!applying || !backup || vmstate_load_all(backup->data, backup->len, &rb_err))) {
-        snap_delete_undo(set);
         snap_resume(&run, false);
         g_set_error(errp, err->domain, err->code,
                     "%s; the VM, its TPM and its drives were left as they were",
@@ -864,13 +856,11 @@ static bool snap_load(const char *tag, const char *vmstate, const char *const *d
         g_error_free(err);
         return false;
     }
-    /* Keep the undo snapshots: they are how a user gets the old disks back. */
     runstate_set(RUN_STATE_INTERNAL_ERROR);
     g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_IO,
-                "%s; putting the VM back also failed (%s). The VM is stopped; its drives "
-                "keep snapshots named " SNAPSHOT_UNDO_PREFIX "* with the state from "
-                "before the loadvm",
-                err->message, rb_err->message);
+                "%s; putting the VM back also failed (%s). The VM is stopped; loadvm %s "
+                "again brings every drive to the snapshot",
+                err->message, rb_err->message, tag);
     g_error_free(err);
     g_error_free(rb_err);
     return false;

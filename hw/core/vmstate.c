@@ -427,7 +427,8 @@ static void parsed_section_clear(gpointer p)
     g_free(((ParsedSection *)p)->what);
 }
 
-bool vmstate_load_all(const uint8_t *buf, size_t len, GError **errp)
+/* Phase 1 (parse and check every section), then phase 2 if `apply`. */
+static bool vmstate_load_stream(const uint8_t *buf, size_t len, bool apply, GError **errp)
 {
     g_autoptr(GArray) parsed = g_array_new(FALSE, TRUE, sizeof(ParsedSection));
     g_autoptr(GHashTable) seen = g_hash_table_new(g_direct_hash, g_direct_equal);
@@ -521,6 +522,10 @@ bool vmstate_load_all(const uint8_t *buf, size_t len, GError **errp)
         return false;
     }
 
+    if (!apply) {
+        return true;
+    }
+
     /* phase 2: apply */
     for (guint i = 0; i < parsed->len; i++) {
         ParsedSection *ps = &g_array_index(parsed, ParsedSection, i);
@@ -540,4 +545,14 @@ bool vmstate_load_all(const uint8_t *buf, size_t len, GError **errp)
         }
     }
     return true;
+}
+
+bool vmstate_load_all(const uint8_t *buf, size_t len, GError **errp)
+{
+    return vmstate_load_stream(buf, len, true, errp);
+}
+
+bool vmstate_check_all(const uint8_t *buf, size_t len, GError **errp)
+{
+    return vmstate_load_stream(buf, len, false, errp);
 }

@@ -76,6 +76,8 @@ void vmstate_unregister(const VMStateDescription *vmsd, void *opaque);
 bool vmstate_save_all(GByteArray *out, GError **errp);
 /* Load a complete stream; on error nothing was changed. */
 bool vmstate_load_all(const uint8_t *buf, size_t len, GError **errp);
+/* Only what vmstate_load_all checks before it changes anything. */
+bool vmstate_check_all(const uint8_t *buf, size_t len, GError **errp);
 
 /* Single section helpers (for tests and for nested use). */
 bool vmstate_save_one(const VMStateDescription *vmsd, void *opaque, GByteArray *out,
