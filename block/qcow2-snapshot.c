@@ -318,9 +318,10 @@ static bool snapshot_begin(Qcow2State *s, GError **errp)
         return false;
     }
     if (s->goto_undo_l1) {
-        g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
-                    "A snapshot revert of '%s' is still pending; commit or abort it first",
-                    s->bs->filename);
+        g_set_error(
+            errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
+            "A snapshot revert of '%s' is still pending; commit or abort it first",
+            s->bs->filename);
         return false;
     }
     return qcow2_set_incompat_bits(s, QCOW2_INCOMPAT_DIRTY, 0, errp);
@@ -714,10 +715,11 @@ bool qcow2_snapshot_delete(BlockDriverState *bs, const char *id, GError **errp)
      * refcounts again: inside the dirty section before the commit (nothing
      * is allocated after this), on a version 2 image after it.
      */
-    if (dirty && (!qcow2_update_snapshot_refcount(s, snap_l1, removed.l1_size, -1, errp) ||
-                  !qcow2_update_refcount(s, removed.l1_table_offset,
-                                         (uint64_t)removed.l1_size * 8, -1, errp) ||
-                  !qcow2_fix_copied_flags(s, errp))) {
+    if (dirty &&
+        (!qcow2_update_snapshot_refcount(s, snap_l1, removed.l1_size, -1, errp) ||
+         !qcow2_update_refcount(s, removed.l1_table_offset, (uint64_t)removed.l1_size * 8,
+                                -1, errp) ||
+         !qcow2_fix_copied_flags(s, errp))) {
         return false;
     }
     if (!snapshot_table_commit(s, &table, errp)) {
@@ -725,10 +727,11 @@ bool qcow2_snapshot_delete(BlockDriverState *bs, const char *id, GError **errp)
     }
     g_free(s->snapshots);
     s->snapshots = g_steal_pointer(&list);
-    if (!dirty && (!qcow2_update_snapshot_refcount(s, snap_l1, removed.l1_size, -1, errp) ||
-                   !qcow2_update_refcount(s, removed.l1_table_offset,
-                                          (uint64_t)removed.l1_size * 8, -1, errp) ||
-                   !qcow2_fix_copied_flags(s, errp))) {
+    if (!dirty &&
+        (!qcow2_update_snapshot_refcount(s, snap_l1, removed.l1_size, -1, errp) ||
+         !qcow2_update_refcount(s, removed.l1_table_offset, (uint64_t)removed.l1_size * 8,
+                                -1, errp) ||
+         !qcow2_fix_copied_flags(s, errp))) {
         snapshot_clear(&removed);
         return false;
     }

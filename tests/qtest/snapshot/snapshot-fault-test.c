@@ -1,8 +1,9 @@
 /*
  * Snapshots that cannot be loaded or cannot be consistent: a missing tag, a
  * truncated VM state, one from a newer format, a TPM blob that fails its
- * check, a damaged state; drives that are not qcow2, read-only drives and
- * tags that exist on some drives only. Every failure must leave the VM, its
+ * check, a damaged state; drives that are not qcow2, read-only drives,
+ * tags that exist on some drives only, and a second drive that cannot revert
+ * after the first one did. Every failure must leave the VM, its
  * TPM and its drives as they were.
  *
  * The VM state is damaged directly in the image file, which needs a plain
@@ -348,6 +349,91 @@ static void test_refuses_partial_tag(void)
     snap_env_free(env);
 }
 
+/* Run a snapshot job by QMP and wait until it concluded; dismiss it. */
+static void run_job(QTestState *qts, const char *cmd, const char *id)
+{
+    qtest_qmp_assert_success(qts, cmd);
+    for (bool done = false; !done;) {
+        JsonObject *ev = qtest_qmp_eventwait_ref(qts, "JOB_STATUS_CHANGE");
+        JsonObject *data = json_object_get_object_member(ev, "data");
+
+        done = g_str_equal(json_object_get_string_member(data, "status"), "concluded");
+        json_object_unref(ev);
+    }
+    qtest_qmp_assert_success(qts, "{'execute': 'job-dismiss', 'arguments': {'id': '%s'}}",
+                             id);
+}
+
+/*
+ * Two drives: the TPM's, then one with 1-bit refcounts whose snapshot A
+ * holds the VM state in clusters only A uses. A drive with 1-bit refcounts
+ * cannot give the active image a second user of those clusters, so its
+ * revert fails after the TPM drive's revert was prepared: that one must be
+ * put back, and the VM and its TPM must not change.
+ */
+static void test_second_drive_revert_fails(void)
+{
+    SnapEnv *env = snap_env_new();
+    g_autofree char *data = NULL;
+    g_autofree char *args = NULL;
+    g_autofree char *out = NULL;
+    g_autofree char *err = NULL;
+    g_autofree char *status = NULL;
+    g_autofree uint8_t *pcr_b = NULL;
+    g_autofree uint8_t *pcr = NULL;
+    g_autofree uint8_t *nv = NULL;
+    QTestState *qts;
+
+    if (!env) {
+        return;
+    }
+    snap_image_create(env, "tpm.qcow2", false, 16);
+    data = snap_env_path(env, "data.qcow2");
+    g_assert_cmpint(
+        snap_tpmvm_img(env, &out, "create -q -f qcow2 -o refcount_bits=1 %s 4M", data),
+        ==, 0);
+    args = snap_tpm_args(env, "tpm.qcow2", false, NULL);
+    qts = qtest_initf("%s -drive if=none,id=data,file=%s,format=qcow2", args, data);
+    tis_claim(qts);
+    tpm2_startup(qts);
+    tpm2_extend(qts, 16, 0xa1);
+    tpm2_nv_define(qts, NV_LEN);
+    tpm2_nv_write(qts, nv_a, NV_LEN);
+    run_job(qts,
+            "{'execute': 'snapshot-save', 'arguments': {'job-id': 's', 'tag': 'A', "
+            "'vmstate': 'data', 'devices': ['tpmnv', 'data']}}",
+            "s");
+    tpm2_extend(qts, 16, 0xb2);
+    tpm2_nv_write(qts, nv_b, NV_LEN);
+    pcr_b = tpm2_pcr_read(qts, 16);
+
+    err = snap_hmp_err(qts, "loadvm A");
+    g_test_message("loadvm A: %s", err);
+    g_assert_nonnull(strstr(err, "drive 'data'"));
+    g_assert_nonnull(strstr(err, "refcount_bits=1"));
+    g_assert_nonnull(strstr(err, "left as they were"));
+    pcr = tpm2_pcr_read(qts, 16);
+    nv = tpm2_nv_read(qts, NV_LEN);
+    status = snap_status(qts);
+    g_assert_cmpmem(pcr, 32, pcr_b, 32);
+    g_assert_cmpmem(nv, NV_LEN, nv_b, NV_LEN);
+    g_assert_cmpstr(status, ==, "running");
+    tpm2_extend(qts, 16, 0xc3);
+    snap_quit(qts);
+    snap_assert_image_clean(env, "tpm.qcow2", false);
+    snap_assert_image_clean(env, "data.qcow2", false);
+
+    /* The TPM drive itself was put back: a fresh start reads NV as it was. */
+    qts = qtest_initf("%s -drive if=none,id=data,file=%s,format=qcow2", args, data);
+    tis_claim(qts);
+    tpm2_startup(qts);
+    g_clear_pointer(&nv, g_free);
+    nv = tpm2_nv_read(qts, NV_LEN);
+    g_assert_cmpmem(nv, NV_LEN, nv_b, NV_LEN);
+    snap_quit(qts);
+    snap_env_free(env);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -370,5 +456,8 @@ int main(int argc, char **argv)
                     test_refuses_read_only_drive);
     g_test_add_func("/snapshot/consistency/tag-on-some-drives-only-is-refused",
                     test_refuses_partial_tag);
+    g_test_add_func(
+        "/snapshot/consistency/second-drive-failing-to-revert-puts-first-back",
+        test_second_drive_revert_fails);
     return g_test_run();
 }

@@ -376,9 +376,9 @@ static void test_ram_restored(void)
     qtest_memset(qts, 0x3001000, 0, PAGE); /* written, but zero again */
     snap_hmp_ok(qts, "savevm A");
 
-    ram_fill(qts, ram_pages_at[0], 0x99);         /* changed */
-    qtest_memset(qts, ram_pages_at[1], 0, PAGE);  /* zeroed */
-    ram_fill(qts, 0x3000000, 0x77);               /* first written after A */
+    ram_fill(qts, ram_pages_at[0], 0x99);        /* changed */
+    qtest_memset(qts, ram_pages_at[1], 0, PAGE); /* zeroed */
+    ram_fill(qts, 0x3000000, 0x77);              /* first written after A */
     snap_hmp_ok(qts, "loadvm A");
     assert_ram_at_a(qts);
     snap_quit(qts);
@@ -426,6 +426,7 @@ int main(int argc, char **argv)
     g_test_add_func(
         "/snapshot/tpm2/disk-only-snapshot-by-qemu-img-at-startup-is-a-power-cycle",
         test_disk_only_qemu_img);
-    g_test_add_func("/snapshot/ram/loadvm-restores-every-kind-of-page", test_ram_restored);
+    g_test_add_func("/snapshot/ram/loadvm-restores-every-kind-of-page",
+                    test_ram_restored);
     return g_test_run();
 }
