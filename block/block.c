@@ -741,7 +741,8 @@ bool bdrv_snapshot_goto_prepare(BlockDriverState *bs, const char *id, GError **e
     return ok;
 }
 
-bool bdrv_snapshot_goto_commit(BlockDriverState *bs, GError **errp)
+/* Commit (drop the replaced contents) or abort (bring them back). */
+static bool snapshot_goto_finish(BlockDriverState *bs, bool commit, GError **errp)
 {
     bool ok;
 
@@ -749,22 +750,20 @@ bool bdrv_snapshot_goto_commit(BlockDriverState *bs, GError **errp)
         return false;
     }
     g_rec_mutex_lock(&bs->lock);
-    ok = bs->drv->snapshot_goto_commit(bs, errp);
+    ok = commit ? bs->drv->snapshot_goto_commit(bs, errp)
+                : bs->drv->snapshot_goto_abort(bs, errp);
     g_rec_mutex_unlock(&bs->lock);
     return ok;
 }
 
+bool bdrv_snapshot_goto_commit(BlockDriverState *bs, GError **errp)
+{
+    return snapshot_goto_finish(bs, true, errp);
+}
+
 bool bdrv_snapshot_goto_abort(BlockDriverState *bs, GError **errp)
 {
-    bool ok;
-
-    if (!snapshot_goto_step_supported(bs, true, errp)) {
-        return false;
-    }
-    g_rec_mutex_lock(&bs->lock);
-    ok = bs->drv->snapshot_goto_abort(bs, errp);
-    g_rec_mutex_unlock(&bs->lock);
-    return ok;
+    return snapshot_goto_finish(bs, false, errp);
 }
 
 bool bdrv_snapshot_load_vmstate(BlockDriverState *bs, const char *id, void *buf,

@@ -520,34 +520,44 @@ static bool snapshot_set_disk_size(Qcow2State *s, uint64_t size, GError **errp)
     return true;
 }
 
-bool qcow2_snapshot_goto_prepare(BlockDriverState *bs, const char *id, GError **errp)
+/* Snapshot `id` with its L1 table (*l1, validated), or NULL. */
+static Qcow2Snapshot *snapshot_lookup(Qcow2State *s, const char *id, uint64_t **l1,
+                                      GError **errp)
 {
-    Qcow2State *s = bs->opaque;
     int idx = snapshot_find_id(s, id);
-    g_autofree uint64_t *snap_l1 = NULL;
-    g_autofree uint64_t *old_l1 = NULL;
-    uint64_t old_disk_size = s->size;
-    uint32_t old_size;
     Qcow2Snapshot *sn;
-    uint64_t want;
 
     if (idx < 0) {
         g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC, "Can't find snapshot '%s'",
                     id);
-        return false;
+        return NULL;
     }
     sn = &s->snapshots[idx];
-    snap_l1 = snapshot_read_l1(s, sn, errp);
-    if (!snap_l1) {
-        return false;
-    }
-    want = MAX((uint64_t)sn->l1_size, qcow2_size_to_l1(s, sn->disk_size));
-    if (want > qcow2_max_l1_entries() || sn->disk_size > INT64_MAX) {
+    if (sn->disk_size > INT64_MAX ||
+        qcow2_size_to_l1(s, sn->disk_size) > qcow2_max_l1_entries()) {
         g_autofree char *shown = snapshot_id_shown(sn->id_str);
 
         qcow2_signal_corruption(s, errp, "Snapshot '%s' has an invalid disk size", shown);
+        return NULL;
+    }
+    *l1 = snapshot_read_l1(s, sn, errp);
+    return *l1 ? sn : NULL;
+}
+
+bool qcow2_snapshot_goto_prepare(BlockDriverState *bs, const char *id, GError **errp)
+{
+    Qcow2State *s = bs->opaque;
+    g_autofree uint64_t *snap_l1 = NULL;
+    g_autofree uint64_t *old_l1 = NULL;
+    uint64_t old_disk_size = s->size;
+    Qcow2Snapshot *sn = snapshot_lookup(s, id, &snap_l1, errp);
+    uint32_t old_size;
+    uint64_t want;
+
+    if (!sn) {
         return false;
     }
+    want = MAX((uint64_t)sn->l1_size, qcow2_size_to_l1(s, sn->disk_size));
     if (!qcow2_snapshot_refcount_precheck(s, snap_l1, sn->l1_size, errp) ||
         !snapshot_begin(s, errp) || !qcow2_grow_l1(s, want, true, errp)) {
         return false;
@@ -641,29 +651,14 @@ bool qcow2_snapshot_load_vmstate(BlockDriverState *bs, const char *id, void *buf
                                  uint64_t pos, uint64_t size, GError **errp)
 {
     Qcow2State *s = bs->opaque;
-    int idx = snapshot_find_id(s, id);
     g_autofree uint64_t *snap_l1 = NULL;
     uint64_t *active_l1 = s->l1_table;
     uint32_t active_size = s->l1_size;
     uint64_t active_disk_size = s->size;
-    Qcow2Snapshot *sn;
+    Qcow2Snapshot *sn = snapshot_lookup(s, id, &snap_l1, errp);
     bool ok;
 
-    if (idx < 0) {
-        g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC, "Can't find snapshot '%s'",
-                    id);
-        return false;
-    }
-    sn = &s->snapshots[idx];
-    if (sn->disk_size > INT64_MAX ||
-        qcow2_size_to_l1(s, sn->disk_size) > qcow2_max_l1_entries()) {
-        g_autofree char *shown = snapshot_id_shown(sn->id_str);
-
-        qcow2_signal_corruption(s, errp, "Snapshot '%s' has an invalid disk size", shown);
-        return false;
-    }
-    snap_l1 = snapshot_read_l1(s, sn, errp);
-    if (!snap_l1) {
+    if (!sn) {
         return false;
     }
     /*
