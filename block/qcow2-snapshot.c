@@ -520,6 +520,15 @@ static bool snapshot_set_disk_size(Qcow2State *s, uint64_t size, GError **errp)
     return true;
 }
 
+/* A copy of the active L1 (never NULL, even when it has no entries). */
+static uint64_t *snapshot_copy_active_l1(const Qcow2State *s)
+{
+    uint64_t *l1 = g_new0(uint64_t, (gsize)s->l1_size + 1);
+
+    memcpy(l1, s->l1_table, (uint64_t)s->l1_size * 8);
+    return l1;
+}
+
 /* Snapshot `id` with its L1 table (*l1, validated), or NULL. */
 static Qcow2Snapshot *snapshot_lookup(Qcow2State *s, const char *id, uint64_t **l1,
                                       GError **errp)
@@ -568,7 +577,7 @@ bool qcow2_snapshot_goto_prepare(BlockDriverState *bs, const char *id, GError **
     }
     /* 2: the switch. The replaced tree keeps its references for now. */
     old_size = s->l1_size;
-    old_l1 = g_memdup2(s->l1_table, (uint64_t)old_size * 8 + 1);
+    old_l1 = snapshot_copy_active_l1(s);
     if (!snapshot_switch_active_l1(s, snap_l1, sn->l1_size, errp)) {
         return false;
     }
@@ -626,7 +635,7 @@ bool qcow2_snapshot_goto_abort(BlockDriverState *bs, GError **errp)
         return false;
     }
     /* The replaced tree kept its references: it becomes the active one again. */
-    cur_l1 = g_memdup2(s->l1_table, (uint64_t)cur_size * 8 + 1);
+    cur_l1 = snapshot_copy_active_l1(s);
     if (!snapshot_switch_active_l1(s, s->goto_undo_l1, s->goto_undo_l1_size, errp) ||
         !snapshot_set_disk_size(s, s->goto_undo_size, errp)) {
         return false;
