@@ -472,7 +472,7 @@ static bool builtin_vmstate_load(void *opaque, const uint8_t *buf, size_t len,
     ok = builtin_apply_state(tb, &blobs, errp);
     tpm_builtin_blobs_clear(&blobs);
     if (!ok) {
-        g_prefix_error(errp, "vmstate section 'tpm-builtin': ");
+        g_prefix_error(errp, "the saved TPM state was refused: ");
     }
     return ok;
 }

@@ -282,8 +282,8 @@ static bool lib_fail(GError **errp, const char *what, TPM_RESULT rc)
                     "libtpms could not start the TPM %s (%s: error 0x%x)%s",
                     version_str(tpm_lib.version), what, rc,
                     rc == TPM_RETRY ? ""
-                                    : "; the TPM state on the drive may be from an "
-                                      "incompatible libtpms or damaged");
+                                    : "; the TPM state may be from an incompatible "
+                                      "libtpms or damaged");
     }
     g_clear_error(&tpm_lib.store_error);
     return false;
