@@ -7,6 +7,12 @@
  * and input is only watched while a frontend is attached, so unread data
  * stays in the kernel's socket buffer. Writes may come from any thread and
  * are serialised by a per-chardev lock.
+ *
+ * Output to a socket never waits for the peer: what its socket buffer does
+ * not take is queued and sent from the main loop when the socket is
+ * writable again, so a monitor client that stops reading stalls neither
+ * the main loop nor a vCPU. A peer that leaves more than CHARDEV_OUT_MAX
+ * bytes unread is disconnected. Files and stdio are written directly.
  */
 #include "system/chardev.h"
 
@@ -32,8 +38,11 @@
 #include "util/trace.h"
 
 #define CHARDEV_READ_CHUNK 4096
-/* A peer that accepts no output for this long is disconnected. */
-#define CHARDEV_WRITE_STALL_MS 30000
+/* A socket peer that leaves more than this unread is disconnected at the
+ * next write (so the queue holds at most this plus one message). */
+#define CHARDEV_OUT_MAX (8u << 20)
+/* At close, queued output gets this long to reach a peer that reads. */
+#define CHARDEV_CLOSE_DRAIN_MS 1000
 
 typedef enum {
     CHARDEV_NULL,
@@ -52,9 +61,11 @@ struct Chardev {
     void *opaque;
     bool has_frontend;
 
-    GMutex write_lock; /* guards out_fd against a concurrent close */
-    int in_fd;         /* -1: no input */
-    int out_fd;        /* -1: output dropped */
+    GMutex write_lock;  /* guards out_fd, outbuf and out_watch */
+    int in_fd;          /* -1: no input */
+    int out_fd;         /* -1: output dropped */
+    GByteArray *outbuf; /* socket output the peer has not taken yet */
+    guint out_watch;    /* main-loop watch sending outbuf */
     guint in_watch;
     bool connected;
 
@@ -165,45 +176,112 @@ static void chardev_unwatch_input(Chardev *chr)
 
 /* ---- output ---- */
 
+/*
+ * Write from outbuf while the fd takes it. Under write_lock. Returns false
+ * on an error other than a full socket buffer.
+ */
+static bool chardev_out_flush_locked(Chardev *chr)
+{
+    while (chr->outbuf->len) {
+        ssize_t n = write(chr->out_fd, chr->outbuf->data, chr->outbuf->len);
+
+        if (n > 0) {
+            g_byte_array_remove_range(chr->outbuf, 0, (guint)n);
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else {
+            return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+        }
+    }
+    return true;
+}
+
+/* Stop output to the peer (under write_lock); a socket then sees EOF. */
+static void chardev_out_stop_locked(Chardev *chr)
+{
+    g_byte_array_set_size(chr->outbuf, 0);
+    if (chr->kind == CHARDEV_SOCKET && chr->out_fd >= 0) {
+        shutdown(chr->out_fd, SHUT_RDWR);
+    }
+}
+
+static gboolean chardev_out_ready(gint fd, GIOCondition cond, gpointer opaque)
+{
+    Chardev *chr = opaque;
+    gboolean again = G_SOURCE_REMOVE;
+
+    g_mutex_lock(&chr->write_lock);
+    if (chr->out_fd == fd && !chardev_out_flush_locked(chr)) {
+        chardev_out_stop_locked(chr);
+    } else if (chr->out_fd == fd && chr->outbuf->len) {
+        again = G_SOURCE_CONTINUE;
+    }
+    if (again == G_SOURCE_REMOVE) {
+        chr->out_watch = 0;
+    }
+    g_mutex_unlock(&chr->write_lock);
+    return again;
+}
+
+/* Drop queued output and its watch (main thread, under write_lock). */
+static void chardev_out_reset_locked(Chardev *chr)
+{
+    if (chr->out_watch) {
+        g_source_remove(chr->out_watch);
+        chr->out_watch = 0;
+    }
+    g_byte_array_set_size(chr->outbuf, 0);
+}
+
 void chardev_write(Chardev *chr, const void *buf, size_t len)
 {
-    const uint8_t *p = buf;
-    gint64 deadline = 0;
-
     if (!chr) {
         return;
     }
     g_mutex_lock(&chr->write_lock);
-    while (len > 0 && chr->out_fd >= 0) {
-        ssize_t n = write(chr->out_fd, p, len);
-        if (n > 0) {
-            p += n;
-            len -= (size_t)n;
-            deadline = 0;
-            continue;
-        }
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            struct pollfd pfd = {.fd = chr->out_fd, .events = POLLOUT};
-            gint64 now = g_get_monotonic_time();
-            if (!deadline) {
-                deadline = now + CHARDEV_WRITE_STALL_MS * 1000LL;
-            }
-            if (now < deadline) {
-                poll(&pfd, 1, (int)MAX(1, (deadline - now) / 1000));
-                continue;
-            }
-            warn_report("chardev '%s': peer accepts no output; disconnecting it",
-                        chr->id);
-        }
-        /* error or stall: stop output; sockets see EOF and close in the main loop */
-        if (chr->kind == CHARDEV_SOCKET) {
-            shutdown(chr->out_fd, SHUT_RDWR);
-        }
-        break;
+    if (chr->out_fd < 0) {
+        g_mutex_unlock(&chr->write_lock);
+        return;
     }
+    /*
+     * A peer already that far behind is dropped. The check comes before
+     * the append, so one message larger than the limit (a 16 MiB qtest
+     * read) still goes out to a peer that reads.
+     */
+    if (chr->outbuf->len > CHARDEV_OUT_MAX) {
+        warn_report("chardev '%s': peer left %u bytes of output unread; disconnecting it",
+                    chr->id, chr->outbuf->len);
+        chardev_out_stop_locked(chr);
+        g_mutex_unlock(&chr->write_lock);
+        return;
+    }
+    /* Behind queued output, or the peer is slow: queue (order is kept). */
+    g_byte_array_append(chr->outbuf, buf, (guint)len);
+    if (!chr->out_watch && !chardev_out_flush_locked(chr)) {
+        chardev_out_stop_locked(chr);
+    } else if (chr->outbuf->len && !chr->out_watch) {
+        /* Any thread: attaching a source wakes the main loop up. */
+        chr->out_watch = g_unix_fd_add(chr->out_fd, G_IO_OUT, chardev_out_ready, chr);
+    }
+    g_mutex_unlock(&chr->write_lock);
+}
+
+/* Give queued output a last chance to reach a peer that is still reading. */
+static void chardev_out_drain(Chardev *chr, int timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+
+    g_mutex_lock(&chr->write_lock);
+    while (chr->out_fd >= 0 && chr->outbuf->len && chardev_out_flush_locked(chr) &&
+           chr->outbuf->len) {
+        struct pollfd pfd = {.fd = chr->out_fd, .events = POLLOUT};
+        gint64 left = deadline - g_get_monotonic_time();
+
+        if (left <= 0 || poll(&pfd, 1, (int)MAX(1, left / 1000)) <= 0) {
+            break;
+        }
+    }
+    chardev_out_reset_locked(chr);
     g_mutex_unlock(&chr->write_lock);
 }
 
@@ -286,6 +364,7 @@ static void chardev_socket_close_conn(Chardev *chr)
     }
     chardev_unwatch_input(chr);
     g_mutex_lock(&chr->write_lock);
+    chardev_out_reset_locked(chr);
     fd = chr->in_fd;
     chr->in_fd = chr->out_fd = -1;
     g_mutex_unlock(&chr->write_lock);
@@ -509,12 +588,14 @@ static Chardev *chardev_alloc(const char *id, ChardevKind kind)
     chr->id = g_strdup(id);
     chr->kind = kind;
     chr->in_fd = chr->out_fd = chr->listen_fd = -1;
+    chr->outbuf = g_byte_array_new();
     g_mutex_init(&chr->write_lock);
     return chr;
 }
 
 static void chardev_free(Chardev *chr)
 {
+    chardev_out_drain(chr, CHARDEV_CLOSE_DRAIN_MS);
     chardev_unwatch_input(chr);
     if (chr->listen_watch) {
         g_source_remove(chr->listen_watch);
@@ -541,6 +622,7 @@ static void chardev_free(Chardev *chr)
         stdio_owner = NULL;
     }
     g_mutex_clear(&chr->write_lock);
+    g_byte_array_unref(chr->outbuf);
     g_free(chr->id);
     g_free(chr->label);
     g_free(chr->path);

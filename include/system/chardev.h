@@ -31,8 +31,9 @@ const char *chardev_id(const Chardev *chr);
 /* One frontend per chardev. */
 bool chardev_set_handlers(Chardev *chr, ChardevReadFn read, ChardevEventFn event,
                           void *opaque, GError **errp);
-/* Write everything (blocking briefly if the peer is slow); bytes are dropped
- * when nobody is connected. Any thread. */
+/* Write everything; a socket peer that is slow to read gets it from the main
+ * loop later, in order. Bytes are dropped when nobody is connected. Any
+ * thread. */
 void chardev_write(Chardev *chr, const void *buf, size_t len);
 void chardev_printf(Chardev *chr, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 bool chardev_is_connected(const Chardev *chr);

@@ -1,8 +1,18 @@
 /*
  * libqtest's QMP side against the real monitor: greeting, capabilities
  * negotiation, error replies, and the run-state events (STOP/RESUME on
- * stop/cont, SHUTDOWN on quit) that system/runstate.c emits.
+ * stop/cont, SHUTDOWN on quit) that system/runstate.c emits, and a second
+ * monitor client that never reads its replies.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include "libqtest.h"
 
 static void test_greeting_and_errors(void)
@@ -89,6 +99,72 @@ static void test_system_reset_emits_reset(void)
     qtest_quit(qts);
 }
 
+/*
+ * A monitor client that sends commands and never reads the replies must not
+ * stall the VM: qtest keeps answering at once and the other monitor keeps
+ * working. 20000 replies (about 10 MB) are more than the 8 MiB a client may
+ * leave unread, so the stuck client is dropped once it is that far behind.
+ */
+static void test_client_that_never_reads(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("qmp-stuck-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "qmp.sock", NULL);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    static const char cmd[] = "{\"execute\": \"query-commands\"}\n";
+    QTestState *qts;
+    unsigned sent = 0, replies = 0;
+    bool eof = false;
+    char buf[65536];
+    int fd;
+
+    qts = qtest_initf("-machine pc -m 16 -qmp unix:%s,server=on,wait=off", path);
+    signal(SIGPIPE, SIG_IGN);
+    g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    g_assert_cmpint(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+    g_assert_cmpint(write(fd, "{\"execute\": \"qmp_capabilities\"}\n", 33), ==, 33);
+    for (unsigned i = 0; i < 20000; i++) {
+        if (write(fd, cmd, sizeof(cmd) - 1) != (ssize_t)sizeof(cmd) - 1) {
+            break; /* dropped: the server closed the connection */
+        }
+        sent++;
+        if (i % 250 == 0) {
+            gint64 t0 = g_get_monotonic_time();
+            qtest_writel(qts, 0x1000, i);
+            g_assert_cmphex(qtest_readl(qts, 0x1000), ==, i);
+            g_assert_cmpint(g_get_monotonic_time() - t0, <, G_USEC_PER_SEC);
+        }
+    }
+    qtest_qmp_assert_success(qts, "{\"execute\": \"query-status\"}");
+
+    /* The stuck client: everything it asked for (greeting and capabilities
+     * reply included), or the end of the connection. */
+    g_assert_cmpint(fcntl(fd, F_SETFL, O_NONBLOCK), ==, 0);
+    while (!eof && replies < sent + 2) {
+        struct pollfd p = {fd, POLLIN, 0};
+        ssize_t n;
+
+        g_assert_cmpint(poll(&p, 1, 10000), ==, 1);
+        n = read(fd, buf, sizeof(buf));
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            continue;
+        }
+        eof = n <= 0;
+        for (ssize_t j = 0; j < n; j++) {
+            replies += buf[j] == '\n';
+        }
+    }
+    g_test_message("sent %u commands; %u lines back, %s", sent, replies,
+                   eof ? "then dropped" : "all of them");
+    g_assert_true(eof);
+    g_assert_cmpuint(replies, >, 2);
+    g_assert_cmpuint(replies, <, sent + 2);
+    close(fd);
+    qtest_quit(qts);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -99,5 +175,7 @@ int main(int argc, char **argv)
                     test_minus_s_waits_in_prelaunch);
     g_test_add_func("/qmp/session/system-reset-emits-reset",
                     test_system_reset_emits_reset);
+    g_test_add_func("/qmp/session/client-that-never-reads-stalls-nothing",
+                    test_client_that_never_reads);
     return g_test_run();
 }

@@ -1,9 +1,11 @@
 /*
  * Chardevs: unix socket server (one client at a time, the next one accepted
  * after it leaves), client mode, tcp on loopback, file, null, legacy specs,
- * writes from other threads, and the errors users see.
+ * writes from other threads, a peer that stops reading, and the errors users
+ * see.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -67,6 +69,24 @@ static char *read_n(int fd, size_t n)
         g_assert_cmpint(r, >, 0);
         got += (size_t)r;
     }
+    return buf;
+}
+
+/* read_n while the main loop runs (it sends queued output). */
+static char *read_n_iterating(int fd, size_t n)
+{
+    char *buf = g_malloc0(n + 1);
+    size_t got = 0;
+
+    g_assert_cmpint(fcntl(fd, F_SETFL, O_NONBLOCK), ==, 0);
+    WAIT_FOR(({
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r > 0) {
+            got += (size_t)r;
+        }
+        got == n;
+    }));
+    g_assert_cmpint(fcntl(fd, F_SETFL, 0), ==, 0);
     return buf;
 }
 
@@ -218,7 +238,8 @@ static void test_writes_from_threads_are_not_interleaved(void)
     for (int i = 0; i < 3; i++) {
         t[i] = g_thread_new("writer", writer_thread, chr);
     }
-    all = read_n(fd, 30000);
+    /* What the socket buffer does not take is sent by the main loop. */
+    all = read_n_iterating(fd, 30000);
     for (int i = 0; i < 3; i++) {
         g_thread_join(t[i]);
     }
@@ -227,6 +248,63 @@ static void test_writes_from_threads_are_not_interleaved(void)
     }
     close(fd);
     WAIT_FOR(fe.closed == 1);
+    g_string_free(fe.in, TRUE);
+}
+
+#define SLOW_CHUNK 4096
+#define SLOW_CHUNKS 1024 /* 4 MiB: many times what a socket buffer holds */
+
+static void slow_fill(uint8_t *buf, uint32_t i)
+{
+    for (uint32_t j = 0; j < SLOW_CHUNK; j += 4) {
+        uint32_t v = i * SLOW_CHUNK + j;
+        memcpy(buf + j, &v, 4);
+    }
+}
+
+/*
+ * A peer that stops reading: writes still return at once (the main loop
+ * sends the rest when the peer reads again, in order), and a peer that
+ * leaves more than the limit unread is disconnected.
+ */
+static void test_slow_peer_does_not_block_writers(void)
+{
+    g_autofree char *path = tmp_path("slow.sock");
+    g_autofree char *opts =
+        g_strdup_printf("socket,id=slow,path=%s,server=on,wait=off", path);
+    Frontend fe = {g_string_new(NULL), 0, 0};
+    Chardev *chr = chardev_new_from_string(opts, NULL);
+    g_autofree uint8_t *got = NULL;
+    uint8_t buf[SLOW_CHUNK], want[SLOW_CHUNK];
+    gint64 t0;
+    int fd;
+
+    g_assert_nonnull(chr);
+    g_assert_true(chardev_set_handlers(chr, fe_read, fe_event, &fe, NULL));
+    fd = unix_connect(path);
+    WAIT_FOR(fe.opened == 1);
+    t0 = g_get_monotonic_time();
+    for (uint32_t i = 0; i < SLOW_CHUNKS; i++) {
+        slow_fill(buf, i);
+        chardev_write(chr, buf, SLOW_CHUNK);
+    }
+    g_assert_cmpint(g_get_monotonic_time() - t0, <, 2 * G_USEC_PER_SEC);
+    g_assert_true(chardev_is_connected(chr));
+
+    got = (uint8_t *)read_n_iterating(fd, SLOW_CHUNK * SLOW_CHUNKS);
+    for (uint32_t i = 0; i < SLOW_CHUNKS; i++) {
+        slow_fill(want, i);
+        g_assert_cmpmem(got + i * SLOW_CHUNK, SLOW_CHUNK, want, SLOW_CHUNK);
+    }
+
+    /* Now it never reads again: past the limit it is dropped. */
+    for (uint32_t i = 0; i < 4 * SLOW_CHUNKS && fe.closed == 0; i++) {
+        chardev_write(chr, buf, SLOW_CHUNK);
+        main_loop_iterate(false);
+    }
+    WAIT_FOR(fe.closed == 1);
+    g_assert_false(chardev_is_connected(chr));
+    close(fd);
     g_string_free(fe.in, TRUE);
 }
 
@@ -372,6 +450,8 @@ int main(int argc, char **argv)
                     test_client_reconnects_after_peer_leaves);
     g_test_add_func("/chardev/socket/writes-from-threads-are-not-interleaved",
                     test_writes_from_threads_are_not_interleaved);
+    g_test_add_func("/chardev/socket/slow-peer-does-not-block-writers",
+                    test_slow_peer_does_not_block_writers);
     g_test_add_func("/chardev/socket/tcp-client-on-loopback",
                     test_tcp_client_on_loopback);
     g_test_add_func("/chardev/legacy/specs-create-the-right-backend", test_legacy_specs);
