@@ -386,25 +386,39 @@ out:
     return ok;
 }
 
-static int luks_first_free_slot(const LuksInfo *info)
+/* Passphrase `secret_id` is able to unlock the slots marked in match[]. */
+static int amend_match_secret(Qcow2State *s, const char *secret_id, bool match[8],
+                              GError **errp)
 {
-    for (int i = 0; i < 8; i++) {
-        if (!info->slots[i].active) {
-            return i;
-        }
+    uint8_t *pw;
+    size_t pw_len;
+    int n;
+
+    if (!secret_lookup(secret_id, &pw, &pw_len, errp)) {
+        return -1;
     }
-    return -1;
+    n = luks_find_key_slots(s->luks, pw, pw_len, match, errp);
+    secret_bytes_free(pw, pw_len);
+    return n;
 }
 
+/*
+ * encrypt.state=active: a new passphrase (new-secret) in keyslot, or in the
+ * first free slot; old-secret, if given, must open the image too.
+ * encrypt.state=inactive: erase keyslot, or every slot old-secret opens (both
+ * given: the slot must be one of those); never every active slot.
+ * (qemu-img amend's LUKS options, without --force.)
+ */
 bool qcow2_amend(BlockDriverState *bs, KeyVal *opts, GError **errp)
 {
     Qcow2State *s = bs->opaque;
     g_autoptr(KeyVal) enc = keyval_extract_prefix(opts, "encrypt.");
-    const char *state, *new_secret;
+    const char *state, *new_secret, *old_secret;
     uint64_t iter_time, keyslot;
-    bool has_keyslot;
+    bool has_keyslot, match[8] = {false};
     LuksIO io = qcow2_luks_io(s);
     LuksInfo info;
+    int active = 0, matched = 0;
 
     if (!keyval_check_unused(opts, "Changing this option is not supported; amend",
                              errp)) {
@@ -427,19 +441,12 @@ bool qcow2_amend(BlockDriverState *bs, KeyVal *opts, GError **errp)
     keyval_get(enc, "format");
     state = keyval_get(enc, "state");
     new_secret = keyval_get(enc, "new-secret");
+    old_secret = keyval_get(enc, "old-secret");
     has_keyslot = keyval_has(enc, "keyslot");
     if (!keyval_get_uint(enc, "iter-time", 2000, &iter_time, errp) ||
         !keyval_get_uint(enc, "keyslot", 0, &keyslot, errp) ||
+        !keyval_check_unused(enc, "encrypt", errp) ||
         !luks_get_info(s->luks, &io, &info, errp)) {
-        return false;
-    }
-    if (keyval_has(enc, "old-secret")) {
-        g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
-                    "encrypt.old-secret is not supported; name the slot to erase with "
-                    "encrypt.keyslot");
-        return false;
-    }
-    if (!keyval_check_unused(enc, "encrypt", errp)) {
         return false;
     }
     if (has_keyslot && keyslot > 7) {
@@ -447,10 +454,26 @@ bool qcow2_amend(BlockDriverState *bs, KeyVal *opts, GError **errp)
                     "Invalid keyslot %" G_GUINT64_FORMAT " (0..7)", keyslot);
         return false;
     }
+    if (state && strcmp(state, "active") && strcmp(state, "inactive")) {
+        g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
+                    "Invalid parameter encrypt.state=%s (use active or inactive)", state);
+        return false;
+    }
+    for (int i = 0; i < 8; i++) {
+        active += info.slots[i].active;
+    }
+    if (old_secret && (matched = amend_match_secret(s, old_secret, match, errp)) <= 0) {
+        if (matched == 0) {
+            g_set_error(
+                errp, TPMVM_ERROR, TPMVM_ERROR_PERMISSION,
+                "Invalid password, cannot unlock any keyslot (encrypt.old-secret)");
+        }
+        return false;
+    }
     if (!state || !strcmp(state, "active")) {
         uint8_t *pw;
         size_t pw_len;
-        int slot, want = luks_first_free_slot(&info);
+        int slot;
         bool ok;
 
         if (!new_secret) {
@@ -458,59 +481,56 @@ bool qcow2_amend(BlockDriverState *bs, KeyVal *opts, GError **errp)
                         "encrypt.new-secret is required to add a passphrase");
             return false;
         }
-        if (has_keyslot && info.slots[keyslot].active) {
-            g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
-                        "Refusing to overwrite active keyslot %" G_GUINT64_FORMAT
-                        " - please erase it first",
-                        keyslot);
-            return false;
-        }
-        if (want < 0) {
-            g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
-                        "Can't add a keyslot - all keyslots are in use");
-            return false;
-        }
-        if (has_keyslot && (int)keyslot != want) {
-            g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
-                        "New passphrases go to the first free keyslot (%d), not "
-                        "%" G_GUINT64_FORMAT,
-                        want, keyslot);
-            return false;
-        }
         if (!secret_lookup(new_secret, &pw, &pw_len, errp)) {
             return false;
         }
-        ok = luks_add_key(s->luks, pw, pw_len, iter_time, &slot, errp);
+        ok = luks_add_key(s->luks, pw, pw_len, iter_time, has_keyslot ? (int)keyslot : -1,
+                          &slot, errp);
         secret_bytes_free(pw, pw_len);
         return ok && qcow2_file_flush(s, errp);
     }
-    if (!strcmp(state, "inactive")) {
-        int active = 0;
-
-        if (!has_keyslot) {
-            g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
-                        "encrypt.keyslot is required to erase a passphrase");
-            return false;
-        }
-        for (int i = 0; i < 8; i++) {
-            active += info.slots[i].active;
-        }
+    if (new_secret) {
+        g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
+                    "encrypt.new-secret only goes with encrypt.state=active");
+        return false;
+    }
+    if (has_keyslot) {
         if (!info.slots[keyslot].active) {
             g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
                         "Keyslot %" G_GUINT64_FORMAT " is not active", keyslot);
             return false;
         }
-        if (active <= 1) {
+        if (old_secret && !match[keyslot]) {
             g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
-                        "Attempt to erase the only active keyslot %" G_GUINT64_FORMAT
-                        " which will erase all the data in the image irreversibly - "
-                        "refusing operation",
+                        "Keyslot %" G_GUINT64_FORMAT " is not opened by "
+                        "encrypt.old-secret; give one of them, or both matching",
                         keyslot);
             return false;
         }
-        return luks_erase_key(s->luks, keyslot, errp) && qcow2_file_flush(s, errp);
+        memset(match, 0, sizeof(match));
+        match[keyslot] = true;
+        matched = 1;
+    } else if (!old_secret) {
+        g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
+                    "encrypt.keyslot or encrypt.old-secret is required to erase a "
+                    "passphrase");
+        return false;
     }
-    g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
-                "Invalid parameter encrypt.state=%s (use active or inactive)", state);
-    return false;
+    if (matched >= active) {
+        g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
+                    matched == 1
+                        ? "Attempt to erase the only active keyslot which will "
+                          "erase all the data in the image irreversibly - "
+                          "refusing operation"
+                        : "All the active keyslots match the (old) password that "
+                          "was given and erasing them will erase all the data in "
+                          "the image irreversibly - refusing operation");
+        return false;
+    }
+    for (int i = 0; i < 8; i++) {
+        if (match[i] && !luks_erase_key(s->luks, i, errp)) {
+            return false;
+        }
+    }
+    return qcow2_file_flush(s, errp);
 }

@@ -608,14 +608,27 @@ bool luks_decrypt(LuksBlock *luks, uint64_t start_sector, uint8_t *buf, size_t l
 }
 
 bool luks_add_key(LuksBlock *luks, const uint8_t *pass, size_t pass_len,
-                  uint64_t iter_time_ms, int *slot_out, GError **errp)
+                  uint64_t iter_time_ms, int want_slot, int *slot_out, GError **errp)
 {
     LuksSlot saved;
-    int i;
+    int i = want_slot;
 
-    for (i = 0; i < LUKS_NUM_SLOTS; i++) {
-        if (luks->hdr.slots[i].active == LUKS_SLOT_DISABLED) {
-            break;
+    if (want_slot >= LUKS_NUM_SLOTS) {
+        g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
+                    "LUKS key slot %d does not exist (valid: 0..%d)", want_slot,
+                    LUKS_NUM_SLOTS - 1);
+        return false;
+    }
+    if (want_slot >= 0 && luks->hdr.slots[i].active != LUKS_SLOT_DISABLED) {
+        g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
+                    "Refusing to overwrite active keyslot %d - please erase it first", i);
+        return false;
+    }
+    if (want_slot < 0) {
+        for (i = 0; i < LUKS_NUM_SLOTS; i++) {
+            if (luks->hdr.slots[i].active == LUKS_SLOT_DISABLED) {
+                break;
+            }
         }
     }
     if (i == LUKS_NUM_SLOTS) {
@@ -637,6 +650,29 @@ bool luks_add_key(LuksBlock *luks, const uint8_t *pass, size_t pass_len,
         *slot_out = i;
     }
     return true;
+}
+
+int luks_find_key_slots(LuksBlock *luks, const uint8_t *pass, size_t pass_len,
+                        bool match[], GError **errp)
+{
+    uint8_t *mk = secure_alloc(luks->key_bytes);
+    int n = 0;
+
+    for (int i = 0; i < LUKS_NUM_SLOTS; i++) {
+        int r = 0;
+
+        if (luks->hdr.slots[i].active == LUKS_SLOT_ENABLED) {
+            r = luks_slot_unlock(luks, i, pass, pass_len, mk, errp);
+        }
+        if (r < 0) {
+            n = -1;
+            break;
+        }
+        match[i] = r == 1;
+        n += r;
+    }
+    secure_free(mk, luks->key_bytes);
+    return n;
 }
 
 bool luks_erase_key(LuksBlock *luks, int slot, GError **errp)

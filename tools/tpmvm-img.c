@@ -738,7 +738,11 @@ static int img_amend(int argc, char **argv)
         printf("Amend options for qcow2 (LUKS key slots):\n"
                "  encrypt.state=active|inactive\n"
                "  encrypt.new-secret=<id>  - passphrase to add (state=active)\n"
-               "  encrypt.keyslot=<num>    - slot to erase (state=inactive)\n"
+               "  encrypt.keyslot=<num>    - free slot to add it to (default: the first),\n"
+               "                             or the slot to erase (state=inactive)\n"
+               "  encrypt.old-secret=<id>  - erase every slot this passphrase opens\n"
+               "                             (state=inactive); with state=active it\n"
+               "                             must open the image too\n"
                "  encrypt.iter-time=<num>  - PBKDF2 time for the new slot (ms)\n");
         return 0;
     }

@@ -72,9 +72,16 @@ bool luks_encrypt(LuksBlock *luks, uint64_t start_sector, uint8_t *buf, size_t l
 bool luks_decrypt(LuksBlock *luks, uint64_t start_sector, uint8_t *buf, size_t len,
                   GError **errp);
 
-/* Key slots (tpmvm-img amend): add a passphrase in a free slot / erase a slot. */
+/*
+ * Key slots (tpmvm-img amend). Add a passphrase in slot want_slot, which
+ * must be free (-1: the first free one); erase a slot; find which active
+ * slots a passphrase unlocks (match[8]; returns how many, -1 on error; each
+ * active slot costs its PBKDF2 time).
+ */
 bool luks_add_key(LuksBlock *luks, const uint8_t *pass, size_t pass_len,
-                  uint64_t iter_time_ms, int *slot_out, GError **errp);
+                  uint64_t iter_time_ms, int want_slot, int *slot_out, GError **errp);
+int luks_find_key_slots(LuksBlock *luks, const uint8_t *pass, size_t pass_len,
+                        bool match[], GError **errp);
 bool luks_erase_key(LuksBlock *luks, int slot, GError **errp);
 
 /* Information for qemu-img-style `info` output. */

@@ -225,7 +225,7 @@ static void exercise_key_slots(LuksBlock *luks, FuzzArea *area, const LuksIO *io
     if (!area_read(area, 0, hdr_before, sizeof(hdr_before), NULL)) {
         fail("the header became unreadable", NULL);
     }
-    if (!luks_add_key(luks, pass2, sizeof(pass2) - 1, 1, &slot, &err)) {
+    if (!luks_add_key(luks, pass2, sizeof(pass2) - 1, 1, -1, &slot, &err)) {
         uint8_t hdr_after[LUKS_HDR_LEN];
 
         check_error(err, "luks_add_key failed without an error");

@@ -227,6 +227,82 @@ static void test_snapshot_cow_reencrypts(void)
     block_snapshot_info_clear(&sn);
 }
 
+/* Amend with bs open under `secret`: true if it worked, else *err_out set. */
+static bool amend(BlockDriverState *bs, const char *opts, GError **err_out)
+{
+    g_autoptr(GError) perr = NULL;
+    g_autoptr(KeyVal) kv = keyval_parse(opts, NULL, &perr);
+
+    g_assert_no_error(perr);
+    return bdrv_amend(bs, kv, err_out);
+}
+
+static void assert_amend_fails(BlockDriverState *bs, const char *opts, const char *expect)
+{
+    g_autoptr(GError) err = NULL;
+
+    g_assert_false(amend(bs, opts, &err));
+    if (!strstr(err->message, expect)) {
+        g_error("amend %s: '%s', expected '%s'", opts, err->message, expect);
+    }
+}
+
+/*
+ * The image has "second passphrase" (secret newpw) in slot 1 only. A chosen
+ * free slot takes a passphrase; erasing by passphrase removes every slot it
+ * opens, but never all active slots; slot and passphrase must agree.
+ */
+static void amend_by_slot_and_passphrase(const char *path)
+{
+    g_autoptr(GError) err = NULL;
+    BlockDriverInfo bdi;
+    BlockDriverState *bs;
+
+    bt_secret("third", "third passphrase");
+    bt_secret("wrong", "no such passphrase");
+    bs = bt_open_luks(path, "newpw", true);
+    g_assert_true(amend(bs,
+                        "encrypt.state=active,encrypt.new-secret=third,encrypt.keyslot=5,"
+                        "encrypt.iter-time=10",
+                        &err));
+    g_assert_no_error(err);
+    g_assert_true(amend(bs,
+                        "encrypt.state=active,encrypt.new-secret=third,encrypt.keyslot=6,"
+                        "encrypt.iter-time=10,encrypt.old-secret=newpw",
+                        &err));
+    g_assert_no_error(err);
+    assert_amend_fails(bs,
+                       "encrypt.state=active,encrypt.new-secret=third,encrypt.keyslot=5",
+                       "Refusing to overwrite active keyslot 5");
+    assert_amend_fails(bs,
+                       "encrypt.state=active,encrypt.new-secret=third,encrypt.keyslot=8",
+                       "Invalid keyslot 8");
+    assert_amend_fails(bs, "encrypt.state=inactive,encrypt.old-secret=wrong",
+                       "Invalid password");
+    assert_amend_fails(
+        bs, "encrypt.state=inactive,encrypt.keyslot=1,encrypt.old-secret=third",
+        "Keyslot 1 is not opened by encrypt.old-secret");
+    assert_amend_fails(bs, "encrypt.state=inactive",
+                       "encrypt.keyslot or encrypt.old-secret");
+    g_assert_true(bdrv_get_info(bs, &bdi, &err));
+    g_assert_true(bdi.luks.slots[1].active && bdi.luks.slots[5].active &&
+                  bdi.luks.slots[6].active);
+
+    /* Both slots of "third" go; then "second" alone may not. */
+    g_assert_true(amend(bs, "encrypt.state=inactive,encrypt.old-secret=third", &err));
+    g_assert_no_error(err);
+    assert_amend_fails(bs, "encrypt.state=inactive,encrypt.old-secret=newpw",
+                       "erase all the data in the image irreversibly");
+    g_assert_true(bdrv_get_info(bs, &bdi, &err));
+    for (int i = 0; i < 8; i++) {
+        g_assert_cmpint(bdi.luks.slots[i].active, ==, i == 1);
+    }
+    bdrv_close(bs);
+    bs = bt_open_luks(path, "newpw", false);
+    bt_check_pattern(bs, 0, 4096, 9);
+    bdrv_close(bs);
+}
+
 static void test_amend_key_slots(void)
 {
     g_autofree char *path = bt_path("amend.qcow2");
@@ -259,6 +335,7 @@ static void test_amend_key_slots(void)
     g_assert_false(bdi.luks.slots[0].active);
     g_assert_true(bdi.luks.slots[1].active);
     bdrv_close(bs);
+    amend_by_slot_and_passphrase(path);
 
     opts = g_strdup_printf("driver=qcow2,file.filename=%s,encrypt.key-secret=sec0", path);
     g_assert_null(bt_open_opts(opts, 0, &err));

@@ -286,7 +286,7 @@ static void test_key_slots_add_and_erase(void)
     int slot = -1;
 
     g_assert_true(luks_encrypt(luks, 3, enc, sizeof(enc), &err));
-    g_assert_true(luks_add_key(luks, (const uint8_t *)"second", 6, 10, &slot, &err));
+    g_assert_true(luks_add_key(luks, (const uint8_t *)"second", 6, 10, -1, &slot, &err));
     g_assert_no_error(err);
     g_assert_cmpint(slot, ==, 1);
 
@@ -327,12 +327,33 @@ static void test_key_slots_add_and_erase(void)
     g_assert_false(luks_erase_key(luks, -1, &err));
     g_clear_error(&err);
 
+    /* A chosen free slot; a busy or missing one is refused. */
+    g_assert_true(luks_add_key(luks, (const uint8_t *)"k", 1, 10, 6, &slot, &err));
+    g_assert_cmpint(slot, ==, 6);
+    g_assert_false(luks_add_key(luks, (const uint8_t *)"k", 1, 10, 6, &slot, &err));
+    g_assert_nonnull(strstr(err->message, "Refusing to overwrite active keyslot 6"));
+    g_clear_error(&err);
+    g_assert_false(luks_add_key(luks, (const uint8_t *)"k", 1, 10, 8, &slot, &err));
+    g_clear_error(&err);
+    {
+        bool match[8];
+
+        g_assert_cmpint(luks_find_key_slots(luks, (const uint8_t *)"k", 1, match, &err),
+                        ==, 1);
+        for (int i = 0; i < 8; i++) {
+            g_assert_cmpint(match[i], ==, i == 6);
+        }
+        g_assert_cmpint(luks_find_key_slots(luks, (const uint8_t *)"x", 1, match, &err),
+                        ==, 0);
+    }
+    g_assert_true(luks_erase_key(luks, 6, &err));
+
     /* Slot 0 is free again; fill all eight, then a ninth must fail. */
     for (int i = 0; i < 7; i++) {
-        g_assert_true(luks_add_key(luks, (const uint8_t *)"k", 1, 10, &slot, &err));
+        g_assert_true(luks_add_key(luks, (const uint8_t *)"k", 1, 10, -1, &slot, &err));
         g_assert_no_error(err);
     }
-    g_assert_false(luks_add_key(luks, (const uint8_t *)"k", 1, 10, &slot, &err));
+    g_assert_false(luks_add_key(luks, (const uint8_t *)"k", 1, 10, -1, &slot, &err));
     g_assert_nonnull(strstr(err->message, "in use"));
     luks_free(luks);
     mem_area_clear(&a);
