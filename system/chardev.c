@@ -32,6 +32,7 @@
 #include <glib-unix.h>
 #include <glib/gprintf.h>
 
+#include "system/main-loop.h"
 #include "util/error.h"
 #include "util/keyval.h"
 #include "util/log.h"
@@ -161,8 +162,8 @@ static gboolean chardev_in_ready(gint fd, GIOCondition cond, gpointer opaque)
 static void chardev_watch_input(Chardev *chr)
 {
     if (chr->in_fd >= 0 && chr->has_frontend && chr->read && !chr->in_watch) {
-        chr->in_watch = g_unix_fd_add(chr->in_fd, G_IO_IN | G_IO_HUP | G_IO_ERR,
-                                      chardev_in_ready, chr);
+        chr->in_watch = main_loop_add_fd(chr->in_fd, G_IO_IN | G_IO_HUP | G_IO_ERR,
+                                         chardev_in_ready, chr);
     }
 }
 
@@ -261,7 +262,7 @@ void chardev_write(Chardev *chr, const void *buf, size_t len)
         chardev_out_stop_locked(chr);
     } else if (chr->outbuf->len && !chr->out_watch) {
         /* Any thread: attaching a source wakes the main loop up. */
-        chr->out_watch = g_unix_fd_add(chr->out_fd, G_IO_OUT, chardev_out_ready, chr);
+        chr->out_watch = main_loop_add_fd(chr->out_fd, G_IO_OUT, chardev_out_ready, chr);
     }
     g_mutex_unlock(&chr->write_lock);
 }
@@ -351,7 +352,7 @@ static void chardev_socket_listen_watch(Chardev *chr)
 {
     if (chr->listen_fd >= 0 && !chr->listen_watch) {
         chr->listen_watch =
-            g_unix_fd_add(chr->listen_fd, G_IO_IN, chardev_socket_accept, chr);
+            main_loop_add_fd(chr->listen_fd, G_IO_IN, chardev_socket_accept, chr);
     }
 }
 

@@ -110,3 +110,24 @@ void main_loop_notify(void)
 {
     g_main_context_wakeup(NULL);
 }
+
+/*
+ * GLib blocks a non-recursive source while it dispatches: it takes the
+ * source's fd out of the poll set and puts it back, and each change signals
+ * the context's wakeup eventfd, so every event cost two writes, an extra
+ * poll wake-up and a read (half the syscalls of a qtest round trip).
+ * Recursion needs a main loop iteration inside a callback, which tpmvm
+ * never runs (main_loop_iterate is for the main thread's top level and for
+ * tests), so fd sources may say they can recurse.
+ */
+guint main_loop_add_fd(int fd, GIOCondition cond, GUnixFDSourceFunc fn, gpointer data)
+{
+    GSource *src = g_unix_fd_source_new(fd, cond);
+    guint id;
+
+    g_source_set_can_recurse(src, TRUE);
+    g_source_set_callback(src, (GSourceFunc)(void (*)(void))fn, data, NULL);
+    id = g_source_attach(src, NULL);
+    g_source_unref(src);
+    return id;
+}

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <glib.h>
+#include <glib-unix.h>
 
 void main_loop_init(void);
 /* Run until a shutdown request; returns the exit status. */
@@ -21,6 +22,11 @@ void main_loop_iterate(bool may_block);
 void main_loop_call(GSourceFunc fn, gpointer data);
 /* Wake a blocked poll. */
 void main_loop_notify(void);
+/*
+ * Watch fd for `cond` in the main loop (g_unix_fd_add without its cost: see
+ * main-loop.c); any thread. Remove with g_source_remove().
+ */
+guint main_loop_add_fd(int fd, GIOCondition cond, GUnixFDSourceFunc fn, gpointer data);
 
 void bql_lock(void);
 void bql_unlock(void);
