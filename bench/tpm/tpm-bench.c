@@ -812,7 +812,7 @@ typedef struct Results {
     double launch_ms;
     long rss_kib;
     double rtt_us;
-    double rate[M_N_RATES]; /* commands per second, best window */
+    double rate[M_N_RATES];   /* commands per second, best window */
     double cpu_us[M_N_RATES]; /* CPU per command of the target's processes, best */
     double nv_write_ms, nv_read_ms;
     double state_bytes; /* bytes of TPM state written per NV_Write */
