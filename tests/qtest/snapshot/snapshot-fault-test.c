@@ -352,7 +352,7 @@ static void test_refuses_partial_tag(void)
 /* Run a snapshot job by QMP and wait until it concluded; dismiss it. */
 static void run_job(QTestState *qts, const char *cmd, const char *id)
 {
-    qtest_qmp_assert_success(qts, cmd);
+    qtest_qmp_assert_success(qts, "%s", cmd);
     for (bool done = false; !done;) {
         JsonObject *ev = qtest_qmp_eventwait_ref(qts, "JOB_STATUS_CHANGE");
         JsonObject *data = json_object_get_object_member(ev, "data");
