@@ -21,22 +21,12 @@
 #include <string.h>
 
 #include "qcow2.h"
+#include "util/byteorder.h"
 #include "util/error.h"
 #include "util/trace.h"
 
 #define SN_HEADER_SIZE 40
 #define SN_EXTRA_SIZE 24 /* vm_state_size_large, disk_size, icount */
-
-static inline uint16_t be16_at(const uint8_t *p)
-{
-    return (uint16_t)p[0] << 8 | p[1];
-}
-
-static inline void put_be16(uint8_t *p, uint16_t v)
-{
-    p[0] = v >> 8;
-    p[1] = v;
-}
 
 static void snapshot_clear(Qcow2Snapshot *sn)
 {

@@ -10,6 +10,7 @@
 
 #include "block/block_int.h"
 #include "crypto/luks.h"
+#include "util/byteorder.h"
 
 #define QCOW2_MAGIC 0x514649fbu /* "QFI\xfb" */
 
@@ -239,31 +240,6 @@ static inline uint64_t qcow2_max_l1_entries(void)
 static inline bool qcow2_is_encrypted_state(const Qcow2State *s)
 {
     return s->crypt_method != QCOW2_CRYPT_NONE;
-}
-
-/* Big-endian fields of the on-disk structures. */
-static inline uint32_t be32_at(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static inline uint64_t be64_at(const uint8_t *p)
-{
-    return (uint64_t)be32_at(p) << 32 | be32_at(p + 4);
-}
-
-static inline void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = v >> 24;
-    p[1] = v >> 16;
-    p[2] = v >> 8;
-    p[3] = v;
-}
-
-static inline void put_be64(uint8_t *p, uint64_t v)
-{
-    put_be32(p, v >> 32);
-    put_be32(p + 4, v);
 }
 
 /* qcow2-header.c */

@@ -16,6 +16,7 @@
 #include "crypto/pbkdf.h"
 #include "crypto/secret.h"
 #include "crypto/xts.h"
+#include "util/byteorder.h"
 #include "util/error.h"
 
 #define LUKS_MAGIC_LEN 6
@@ -82,19 +83,6 @@ typedef struct LuksParams {
     uint64_t iter_time_ms;
 } LuksParams;
 
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = v >> 24;
-    p[1] = v >> 16;
-    p[2] = v >> 8;
-    p[3] = v;
-}
-
 static void luks_header_decode(const uint8_t *buf, LuksHeader *h)
 {
     memcpy(h->magic, buf, LUKS_MAGIC_LEN);
@@ -102,20 +90,20 @@ static void luks_header_decode(const uint8_t *buf, LuksHeader *h)
     memcpy(h->cipher_name, buf + 8, LUKS_NAME_LEN);
     memcpy(h->cipher_mode, buf + 40, LUKS_NAME_LEN);
     memcpy(h->hash_spec, buf + 72, LUKS_NAME_LEN);
-    h->payload_offset = get_be32(buf + 104);
-    h->key_bytes = get_be32(buf + 108);
+    h->payload_offset = be32_at(buf + 104);
+    h->key_bytes = be32_at(buf + 108);
     memcpy(h->mk_digest, buf + 112, LUKS_DIGEST_LEN);
     memcpy(h->mk_digest_salt, buf + 132, LUKS_SALT_LEN);
-    h->mk_digest_iterations = get_be32(buf + 164);
+    h->mk_digest_iterations = be32_at(buf + 164);
     memcpy(h->uuid, buf + 168, LUKS_UUID_LEN);
     for (int i = 0; i < LUKS_NUM_SLOTS; i++) {
         const uint8_t *s = buf + LUKS_SLOTS_OFFSET + i * LUKS_SLOT_LEN;
 
-        h->slots[i].active = get_be32(s);
-        h->slots[i].iterations = get_be32(s + 4);
+        h->slots[i].active = be32_at(s);
+        h->slots[i].iterations = be32_at(s + 4);
         memcpy(h->slots[i].salt, s + 8, LUKS_SALT_LEN);
-        h->slots[i].key_offset = get_be32(s + 40);
-        h->slots[i].stripes = get_be32(s + 44);
+        h->slots[i].key_offset = be32_at(s + 40);
+        h->slots[i].stripes = be32_at(s + 44);
     }
 }
 

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "hw/core/vmstate.h"
+#include "util/byteorder.h"
 #include "util/error.h"
 
 #define RAM_PAGE_SIZE 4096u
@@ -109,26 +110,6 @@ static bool ram_page_is_zero(const uint8_t *p, size_t len)
     return true;
 }
 
-static void put_be(GByteArray *out, uint64_t v, unsigned bytes)
-{
-    uint8_t b[8];
-
-    for (unsigned i = 0; i < bytes; i++) {
-        b[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
-    }
-    g_byte_array_append(out, b, bytes);
-}
-
-static uint64_t get_be(const uint8_t *p, unsigned bytes)
-{
-    uint64_t v = 0;
-
-    for (unsigned i = 0; i < bytes; i++) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-}
-
 /* True if the len bytes at p (a page, or the short last page) are all zero. */
 static bool ram_range_is_zero(const uint8_t *p, size_t len)
 {
@@ -152,8 +133,8 @@ static bool ram_save(void *opaque, GByteArray *out, GError **errp)
     g_autofree RamScan *scan = NULL;
     guint bitmap_pos;
 
-    put_be(out, rs->size, 8);
-    put_be(out, ram_section_skip ? 0 : RAM_PAGE_SIZE, 4);
+    append_be(out, rs->size, 8);
+    append_be(out, ram_section_skip ? 0 : RAM_PAGE_SIZE, 4);
     if (ram_section_skip) {
         return true;
     }
@@ -187,8 +168,8 @@ static bool ram_parse(const RamSection *rs, const uint8_t *buf, size_t len,
                     RAM_HEADER_SIZE);
         return false;
     }
-    size = get_be(buf, 8);
-    page_size = (uint32_t)get_be(buf + 8, 4);
+    size = be_at(buf, 8);
+    page_size = (uint32_t)be_at(buf + 8, 4);
     if (size != rs->size) {
         g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_CORRUPT,
                     "the snapshot has %" G_GUINT64_FORMAT

@@ -30,6 +30,7 @@
 #include "hw/tpm/tpm_builtin.h"
 #include "system/clock.h"
 #include "system/runstate.h"
+#include "util/byteorder.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/trace.h"
@@ -396,23 +397,6 @@ static void snap_fill_info(BlockSnapshotInfo *sn, const char *tag, uint64_t vm_s
     sn->disk_size = len > 0 ? (uint64_t)len : 0;
 }
 
-static void put_be(uint8_t *p, uint64_t v, unsigned bytes)
-{
-    for (unsigned i = 0; i < bytes; i++) {
-        p[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
-    }
-}
-
-static uint64_t get_be(const uint8_t *p, unsigned bytes)
-{
-    uint64_t v = 0;
-
-    for (unsigned i = 0; i < bytes; i++) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-}
-
 /* CRC-32 (zlib's, the one qcow2 and gzip use) over any length. */
 static uint32_t snap_crc32(const uint8_t *buf, uint64_t len)
 {
@@ -454,7 +438,7 @@ static bool snap_header_check(const uint8_t *area, uint64_t size, const char *wh
                     what, size);
         return false;
     }
-    version = (uint32_t)get_be(area + 4, 4);
+    version = (uint32_t)be_at(area + 4, 4);
     if (version != SNAPSHOT_HDR_VERSION) {
         g_set_error(
             errp, TPMVM_ERROR, TPMVM_ERROR_CORRUPT,
@@ -463,7 +447,7 @@ static bool snap_header_check(const uint8_t *area, uint64_t size, const char *wh
             what, version, SNAPSHOT_HDR_VERSION);
         return false;
     }
-    len = get_be(area + 8, 8);
+    len = be_at(area + 8, 8);
     if (len != size - SNAPSHOT_HDR_SIZE) {
         g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_CORRUPT,
                     "%s: the VM state is truncated or damaged: its header announces "
@@ -472,7 +456,7 @@ static bool snap_header_check(const uint8_t *area, uint64_t size, const char *wh
                     what, len, size - SNAPSHOT_HDR_SIZE);
         return false;
     }
-    if ((uint32_t)get_be(area + 16, 4) != snap_crc32(area + SNAPSHOT_HDR_SIZE, len)) {
+    if ((uint32_t)be_at(area + 16, 4) != snap_crc32(area + SNAPSHOT_HDR_SIZE, len)) {
         g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_CORRUPT,
                     "%s: the VM state is damaged (CRC-32 mismatch over %" G_GUINT64_FORMAT
                     " bytes)",

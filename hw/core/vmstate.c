@@ -11,6 +11,7 @@
 
 #include <string.h>
 
+#include "util/byteorder.h"
 #include "util/error.h"
 
 #define VMSTATE_MAGIC "TPVM"
@@ -80,27 +81,7 @@ void vmstate_unregister(const VMStateDescription *vmsd, void *opaque)
     }
 }
 
-/* ---- big-endian helpers ---- */
-
-static void put_be(GByteArray *out, uint64_t v, unsigned bytes)
-{
-    uint8_t b[8];
-
-    for (unsigned i = 0; i < bytes; i++) {
-        b[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
-    }
-    g_byte_array_append(out, b, bytes);
-}
-
-static uint64_t get_be(const uint8_t *p, unsigned bytes)
-{
-    uint64_t v = 0;
-
-    for (unsigned i = 0; i < bytes; i++) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-}
+/* ---- host-order field access ---- */
 
 static void store_le_host(void *dst, uint64_t v, unsigned bytes)
 {
@@ -166,14 +147,14 @@ static void fields_save(const VMStateField *fields, const void *opaque, int vers
             const uint8_t *base = (const uint8_t *)opaque + f->offset;
             switch (f->type) {
             case VMS_BOOL:
-                put_be(out, *(const bool *)(base + i * sizeof(bool)) ? 1 : 0, 1);
+                append_be(out, *(const bool *)(base + i * sizeof(bool)) ? 1 : 0, 1);
                 break;
             case VMS_U8:
             case VMS_U16:
             case VMS_U32:
             case VMS_U64: {
                 unsigned b = scalar_bytes(f->type);
-                put_be(out, load_host(base + (size_t)i * b, b), b);
+                append_be(out, load_host(base + (size_t)i * b, b), b);
                 break;
             }
             case VMS_BUFFER:
@@ -239,7 +220,7 @@ static bool fields_load(const VMStateField *fields, void *opaque, const uint8_t 
             case VMS_U64:
                 if (apply) {
                     store_le_host(base + (size_t)i * need,
-                                  get_be(buf + *pos, (unsigned)need), (unsigned)need);
+                                  be_at(buf + *pos, (unsigned)need), (unsigned)need);
                 }
                 break;
             case VMS_BUFFER:
@@ -362,19 +343,19 @@ bool vmstate_save_all(GByteArray *out, GError **errp)
     guint start = out->len;
 
     g_byte_array_append(out, (const guint8 *)VMSTATE_MAGIC, 4);
-    put_be(out, VMSTATE_STREAM_VERSION, 4);
+    append_be(out, VMSTATE_STREAM_VERSION, 4);
     for (guint i = 0; entries && i < entries->len; i++) {
         VMStateEntry *e = g_ptr_array_index(entries, i);
         size_t name_len = strlen(e->name);
         guint len_pos, payload_start;
         GError *err = NULL;
 
-        put_be(out, name_len, 1);
+        append_be(out, name_len, 1);
         g_byte_array_append(out, (const guint8 *)e->name, (guint)name_len);
-        put_be(out, (uint32_t)e->instance, 4);
-        put_be(out, (uint32_t)e->vmsd->version_id, 4);
+        append_be(out, (uint32_t)e->instance, 4);
+        append_be(out, (uint32_t)e->vmsd->version_id, 4);
         len_pos = out->len;
-        put_be(out, 0, 8);
+        append_be(out, 0, 8);
         payload_start = out->len;
         if (!section_save(e->vmsd, e->opaque, out, &err)) {
             g_propagate_prefixed_error(
@@ -388,7 +369,7 @@ bool vmstate_save_all(GByteArray *out, GError **errp)
                 (uint8_t)((uint64_t)(out->len - payload_start) >> (8 * (7 - b)));
         }
     }
-    put_be(out, 0, 1); /* end marker: a section name of length 0 */
+    append_be(out, 0, 1); /* end marker: a section name of length 0 */
     return true;
 }
 
@@ -442,7 +423,7 @@ static bool vmstate_load_stream(const uint8_t *buf, size_t len, bool apply, GErr
             "vmstate: not a tpmvm state stream (bad magic or shorter than 8 bytes)");
         return false;
     }
-    stream_version = (uint32_t)get_be(buf + 4, 4);
+    stream_version = (uint32_t)be_at(buf + 4, 4);
     if (stream_version != VMSTATE_STREAM_VERSION) {
         g_set_error(
             errp, TPMVM_ERROR, TPMVM_ERROR_CORRUPT,
@@ -478,9 +459,9 @@ static bool vmstate_load_stream(const uint8_t *buf, size_t len, bool apply, GErr
         }
         name = (const char *)buf + pos;
         pos += name_len;
-        instance = (uint32_t)get_be(buf + pos, 4);
-        ps.version_id = (int)MIN(get_be(buf + pos + 4, 4), (uint64_t)G_MAXINT);
-        plen = get_be(buf + pos + 8, 8);
+        instance = (uint32_t)be_at(buf + pos, 4);
+        ps.version_id = (int)MIN(be_at(buf + pos + 4, 4), (uint64_t)G_MAXINT);
+        plen = be_at(buf + pos + 8, 8);
         pos += 16;
         {
             g_autofree char *shown = vmstate_printable_name(name, name_len);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "hw/tpm/tpm_backend.h"
+#include "util/byteorder.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/trace.h"
@@ -463,25 +464,6 @@ const char *tpm_version_name(TPMVersion v)
     }
 }
 
-static void put_be16(uint8_t *p, uint16_t v)
-{
-    p[0] = v >> 8;
-    p[1] = v;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = v >> 24;
-    p[1] = v >> 16;
-    p[2] = v >> 8;
-    p[3] = v;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 void tpm_util_write_fatal_error_response(uint8_t *out, uint32_t out_len, TPMVersion v)
 {
     if (!out || out_len < 10) {
@@ -502,15 +484,15 @@ void tpm_util_write_fatal_error_response(uint8_t *out, uint32_t out_len, TPMVers
 
 uint32_t tpm_cmd_get_size(const void *b)
 {
-    return get_be32((const uint8_t *)b + 2);
+    return be32_at((const uint8_t *)b + 2);
 }
 
 uint32_t tpm_cmd_get_ordinal(const void *b)
 {
-    return get_be32((const uint8_t *)b + 6);
+    return be32_at((const uint8_t *)b + 6);
 }
 
 uint32_t tpm_cmd_get_errcode(const void *b)
 {
-    return get_be32((const uint8_t *)b + 6);
+    return be32_at((const uint8_t *)b + 6);
 }

@@ -19,6 +19,7 @@
 #include <libtpms/tpm_nvfilename.h>
 #include <libtpms/tpm_tis.h>
 
+#include "util/byteorder.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/trace.h"
@@ -420,11 +421,6 @@ static void lib_apply_deferred_reset_locked(void)
     }
 }
 
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 uint32_t tpm_builtin_lib_process(uint8_t locty, const uint8_t *in, uint32_t in_len,
                                  uint8_t *out, uint32_t out_len)
 {
@@ -457,7 +453,7 @@ uint32_t tpm_builtin_lib_process(uint8_t locty, const uint8_t *in, uint32_t in_l
     memcpy(tpm_lib.cmd, in, in_len);
     tpm_lib.locality = locty;
     trace_event("tpm_builtin_cmd_start", "locty=%u len=%u ordinal=0x%x", locty, in_len,
-                in_len >= 10 ? get_be32(in + 6) : 0);
+                in_len >= 10 ? be32_at(in + 6) : 0);
     rc = TPMLIB_Process(&tpm_lib.resp, &resp_len, &tpm_lib.resp_bufsize, tpm_lib.cmd,
                         in_len);
     lib_apply_deferred_reset_locked();
@@ -477,7 +473,7 @@ uint32_t tpm_builtin_lib_process(uint8_t locty, const uint8_t *in, uint32_t in_l
         memcpy(out, tpm_lib.resp, resp_len);
     }
     trace_event("tpm_builtin_cmd_end", "len=%u rc=0x%x", resp_len,
-                resp_len >= 10 ? get_be32(out + 6) : 0);
+                resp_len >= 10 ? be32_at(out + 6) : 0);
 out:
     g_mutex_unlock(&tpm_lib.lock);
     return resp_len;

@@ -15,6 +15,7 @@
 
 #include <nettle/sha2.h>
 
+#include "util/byteorder.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/trace.h"
@@ -85,30 +86,6 @@ bool tpm_nvram_blob_from_name(const char *name, TPMNvramBlob *blob)
 static uint64_t round_up(uint64_t v, uint64_t align)
 {
     return (v + align - 1) / align * align;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = v >> 24;
-    p[1] = v >> 16;
-    p[2] = v >> 8;
-    p[3] = v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    put_be32(p, v >> 32);
-    put_be32(p + 4, (uint32_t)v);
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
 }
 
 static bool all_zero(const uint8_t *p, size_t len)
@@ -248,10 +225,10 @@ static bool superblock_decode(TPMNvram *nv, const uint8_t sb[TPM_NVRAM_SUPERBLOC
             nv->name);
         return false;
     }
-    layout = get_be32(sb + 8);
-    sb_size = get_be32(sb + 12);
-    version = get_be32(sb + 16);
-    nblobs = get_be32(sb + 20);
+    layout = be32_at(sb + 8);
+    sb_size = be32_at(sb + 12);
+    version = be32_at(sb + 16);
+    nblobs = be32_at(sb + 20);
     if (layout != TPM_NVRAM_LAYOUT_VERSION) {
         g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_CORRUPT,
                     "%s: TPM state layout version %u is not supported (this tpmvm reads "
@@ -279,9 +256,9 @@ static bool superblock_decode(TPMNvram *nv, const uint8_t sb[TPM_NVRAM_SUPERBLOC
     }
     for (unsigned b = 0; b < TPM_NVRAM_NBLOBS; b++) {
         const uint8_t *e = sb + SB_BLOB_TABLE_OFFSET + b * SB_BLOB_ENTRY_SIZE;
-        geom[b].offset[0] = get_be64(e);
-        geom[b].offset[1] = get_be64(e + 8);
-        geom[b].size = get_be64(e + 16);
+        geom[b].offset[0] = be64_at(e);
+        geom[b].offset[1] = be64_at(e + 8);
+        geom[b].size = be64_at(e + 16);
         if (geom[b].size < TPM_NVRAM_SLOT_HEADER_SIZE ||
             geom[b].size > TPM_NVRAM_MAX_SLOT_SIZE) {
             g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_CORRUPT,
@@ -364,12 +341,12 @@ static bool slot_read(TPMNvram *nv, TPMNvramBlob b, unsigned s, const NvramSlotG
         out->why = "bad magic";
         return true;
     }
-    if (get_be32(hdr + 8) != b || get_be32(hdr + 12) != s) {
+    if (be32_at(hdr + 8) != b || be32_at(hdr + 12) != s) {
         out->why = "slot belongs elsewhere";
         return true;
     }
-    out->gen = get_be64(hdr + 16);
-    len = get_be64(hdr + 24);
+    out->gen = be64_at(hdr + 16);
+    len = be64_at(hdr + 24);
     /* A real drive never gets near 2^63 writes; a larger value is hostile
      * and would let the next generation wrap. */
     if (out->gen == 0 || out->gen > SLOT_MAX_GENERATION) {
