@@ -681,32 +681,6 @@ bool bdrv_snapshot_find(BlockDriverState *bs, const char *name_or_id,
     return found >= 0;
 }
 
-bool bdrv_snapshot_goto(BlockDriverState *bs, const char *name_or_id, GError **errp)
-{
-    BlockSnapshotInfo sn = {0};
-    bool ok;
-
-    if (!bdrv_snapshot_supported(bs, errp)) {
-        return false;
-    }
-    g_rec_mutex_lock(&bs->lock);
-    if (bs->read_only) {
-        g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_PERMISSION,
-                    "Cannot apply a snapshot to '%s': it was opened read-only",
-                    bdrv_name(bs));
-        ok = false;
-    } else if (!bdrv_snapshot_find(bs, name_or_id, &sn)) {
-        g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
-                    "Can't find snapshot '%s' in '%s'", name_or_id, bdrv_name(bs));
-        ok = false;
-    } else {
-        ok = bs->drv->snapshot_goto(bs, sn.id_str, errp);
-    }
-    g_rec_mutex_unlock(&bs->lock);
-    block_snapshot_info_clear(&sn);
-    return ok;
-}
-
 /* The driver's two-step revert, or an error naming the drive. */
 static bool snapshot_goto_step_supported(BlockDriverState *bs, bool writes, GError **errp)
 {
@@ -726,6 +700,30 @@ static bool snapshot_goto_step_supported(BlockDriverState *bs, bool writes, GErr
         return false;
     }
     return true;
+}
+
+/* A revert that is not taken back: the driver's two steps, back to back. */
+bool bdrv_snapshot_goto(BlockDriverState *bs, const char *name_or_id, GError **errp)
+{
+    BlockSnapshotInfo sn = {0};
+    bool ok;
+
+    if (!snapshot_goto_step_supported(bs, true, errp)) {
+        return false;
+    }
+    g_rec_mutex_lock(&bs->lock);
+    if (!bdrv_snapshot_find(bs, name_or_id, &sn)) {
+        g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_GENERIC,
+                    "Can't find snapshot '%s' in '%s'", name_or_id, bdrv_name(bs));
+        ok = false;
+    } else {
+        /* A failed prepare leaves nothing pending. */
+        ok = bs->drv->snapshot_goto_prepare(bs, sn.id_str, errp) &&
+             bs->drv->snapshot_goto_commit(bs, errp);
+    }
+    g_rec_mutex_unlock(&bs->lock);
+    block_snapshot_info_clear(&sn);
+    return ok;
 }
 
 bool bdrv_snapshot_goto_prepare(BlockDriverState *bs, const char *id, GError **errp)

@@ -640,12 +640,6 @@ bool qcow2_snapshot_goto_abort(BlockDriverState *bs, GError **errp)
     return true;
 }
 
-bool qcow2_snapshot_goto(BlockDriverState *bs, const char *id, GError **errp)
-{
-    return qcow2_snapshot_goto_prepare(bs, id, errp) &&
-           qcow2_snapshot_goto_commit(bs, errp);
-}
-
 bool qcow2_snapshot_load_vmstate(BlockDriverState *bs, const char *id, void *buf,
                                  uint64_t pos, uint64_t size, GError **errp)
 {

@@ -607,7 +607,6 @@ const BlockDriver bdrv_qcow2 = {
     .cluster_size = qcow2_get_cluster_size,
     .is_encrypted = qcow2_is_encrypted,
     .snapshot_create = qcow2_snapshot_create,
-    .snapshot_goto = qcow2_snapshot_goto,
     .snapshot_goto_prepare = qcow2_snapshot_goto_prepare,
     .snapshot_goto_commit = qcow2_snapshot_goto_commit,
     .snapshot_goto_abort = qcow2_snapshot_goto_abort,

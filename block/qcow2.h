@@ -360,7 +360,6 @@ bool qcow2_vmstate_range_ok(Qcow2State *s, uint64_t pos, uint64_t size, GError *
 bool qcow2_read_snapshots(Qcow2State *s, GError **errp);
 void qcow2_free_snapshots(Qcow2State *s);
 bool qcow2_snapshot_create(BlockDriverState *bs, BlockSnapshotInfo *sn, GError **errp);
-bool qcow2_snapshot_goto(BlockDriverState *bs, const char *id, GError **errp);
 bool qcow2_snapshot_goto_prepare(BlockDriverState *bs, const char *id, GError **errp);
 bool qcow2_snapshot_goto_commit(BlockDriverState *bs, GError **errp);
 bool qcow2_snapshot_goto_abort(BlockDriverState *bs, GError **errp);

@@ -96,7 +96,6 @@ typedef struct BlockDriver {
     bool (*is_encrypted)(const BlockDriverState *bs);
 
     bool (*snapshot_create)(BlockDriverState *bs, BlockSnapshotInfo *sn, GError **errp);
-    bool (*snapshot_goto)(BlockDriverState *bs, const char *id, GError **errp);
     bool (*snapshot_goto_prepare)(BlockDriverState *bs, const char *id, GError **errp);
     bool (*snapshot_goto_commit)(BlockDriverState *bs, GError **errp);
     bool (*snapshot_goto_abort)(BlockDriverState *bs, GError **errp);
