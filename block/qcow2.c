@@ -76,7 +76,13 @@ bool qcow2_write_header_field(Qcow2State *s, uint64_t off, const void *buf, size
     return qcow2_file_flush(s, errp);
 }
 
-bool qcow2_set_incompat_bits(Qcow2State *s, uint64_t set, uint64_t clear, GError **errp)
+/*
+ * Change incompatible feature bits. Clearing a bit vouches for everything
+ * written before, which goes to disk first. `durable`: the header write is
+ * flushed too; otherwise it becomes durable with the next flush.
+ */
+static bool incompat_update(Qcow2State *s, uint64_t set, uint64_t clear, bool durable,
+                            GError **errp)
 {
     uint64_t v = (s->incompatible | set) & ~clear;
     uint8_t be[8];
@@ -85,34 +91,26 @@ bool qcow2_set_incompat_bits(Qcow2State *s, uint64_t set, uint64_t clear, GError
         return true;
     }
     put_be64(be, v);
-    /* Clearing a bit vouches for everything written before: that goes first. */
     if ((s->incompatible & ~v) && s->unsynced && !qcow2_file_flush(s, errp)) {
         return false;
     }
-    if (!qcow2_write_header_field(s, QCOW2_OFF_INCOMPAT, be, 8, errp)) {
+    if (durable ? !qcow2_write_header_field(s, QCOW2_OFF_INCOMPAT, be, 8, errp)
+                : !bdrv_pwrite(s->file, QCOW2_OFF_INCOMPAT, be, 8, errp)) {
         return false;
     }
+    s->unsynced |= !durable;
     s->incompatible = v;
     return true;
 }
 
+bool qcow2_set_incompat_bits(Qcow2State *s, uint64_t set, uint64_t clear, GError **errp)
+{
+    return incompat_update(s, set, clear, true, errp);
+}
+
 bool qcow2_clear_dirty_lazily(Qcow2State *s, GError **errp)
 {
-    uint8_t be[8];
-
-    if (!(s->incompatible & QCOW2_INCOMPAT_DIRTY)) {
-        return true;
-    }
-    if (s->unsynced && !qcow2_file_flush(s, errp)) {
-        return false;
-    }
-    put_be64(be, s->incompatible & ~QCOW2_INCOMPAT_DIRTY);
-    if (!bdrv_pwrite(s->file, QCOW2_OFF_INCOMPAT, be, 8, errp)) {
-        return false;
-    }
-    s->unsynced = true;
-    s->incompatible &= ~QCOW2_INCOMPAT_DIRTY;
-    return true;
+    return incompat_update(s, 0, QCOW2_INCOMPAT_DIRTY, false, errp);
 }
 
 bool qcow2_write_l1(Qcow2State *s, GError **errp)
