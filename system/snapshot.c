@@ -739,6 +739,17 @@ static bool snap_load_stopped(SnapSet *set, const char *tag, const uint8_t *buf,
     return true;
 }
 
+/* A load that changed nothing (or was undone): resume, and say so after err. */
+static bool snap_load_refused(const SnapRun *run, GError *err, GError **errp)
+{
+    snap_resume(run, false);
+    g_set_error(errp, err->domain, err->code,
+                "%s; the VM, its TPM and its drives were left as they were",
+                err->message);
+    g_error_free(err);
+    return false;
+}
+
 static bool snap_load(const char *tag, const char *vmstate, const char *const *devices,
                       bool at_startup, GError **errp)
 {
@@ -796,12 +807,7 @@ static bool snap_load(const char *tag, const char *vmstate, const char *const *d
                 set->drives->len, disk_only);
     if (!tpm_walk(tpm_drain_one, &err) ||
         (!disk_only && !(buf = snap_load_check(set, tag, &err)))) {
-        snap_resume(&run, false);
-        g_set_error(errp, err->domain, err->code,
-                    "%s; the VM, its TPM and its drives were left as they were",
-                    err->message);
-        g_error_free(err);
-        return false;
+        return snap_load_refused(&run, err, errp);
     }
     /*
      * What the devices and the TPM hold now, without RAM (which loading
@@ -833,12 +839,7 @@ static bool snap_load(const char *tag, const char *vmstate, const char *const *d
                 err->message);
     if (snap_rollback(set, &rb_err) &&
         (!applying || !backup || vmstate_load_all(backup->data, backup->len, &rb_err))) {
-        snap_resume(&run, false);
-        g_set_error(errp, err->domain, err->code,
-                    "%s; the VM, its TPM and its drives were left as they were",
-                    err->message);
-        g_error_free(err);
-        return false;
+        return snap_load_refused(&run, err, errp);
     }
     runstate_set(RUN_STATE_INTERNAL_ERROR);
     g_set_error(errp, TPMVM_ERROR, TPMVM_ERROR_IO,
