@@ -352,14 +352,11 @@ static void test_refuses_partial_tag(void)
 /* Run a snapshot job by QMP and wait until it concluded; dismiss it. */
 static void run_job(QTestState *qts, const char *cmd, const char *id)
 {
-    qtest_qmp_assert_success(qts, "%s", cmd);
-    for (bool done = false; !done;) {
-        JsonObject *ev = qtest_qmp_eventwait_ref(qts, "JOB_STATUS_CHANGE");
-        JsonObject *data = json_object_get_object_member(ev, "data");
+    g_autofree char *statuses = NULL;
 
-        done = g_str_equal(json_object_get_string_member(data, "status"), "concluded");
-        json_object_unref(ev);
-    }
+    qtest_qmp_assert_success(qts, "%s", cmd);
+    statuses = snap_job_statuses(qts, id, "concluded");
+    g_assert_cmpstr(statuses, ==, "created,running,waiting,pending,concluded");
     qtest_qmp_assert_success(qts, "{'execute': 'job-dismiss', 'arguments': {'id': '%s'}}",
                              id);
 }

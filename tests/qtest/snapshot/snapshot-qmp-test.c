@@ -16,27 +16,6 @@ static QTestState *start_vm(SnapEnv *env, const char *extra)
     return qtest_initf("%s %s", args, extra ? extra : "");
 }
 
-/* Collect JOB_STATUS_CHANGE statuses of job `id` until it reaches `last`. */
-static char *wait_job_statuses(QTestState *qts, const char *id, const char *last)
-{
-    GString *seen = g_string_new(NULL);
-
-    for (;;) {
-        JsonObject *ev = qtest_qmp_eventwait_ref(qts, "JOB_STATUS_CHANGE");
-        JsonObject *data = json_object_get_object_member(ev, "data");
-        const char *status = json_object_get_string_member(data, "status");
-        bool done;
-
-        g_assert_cmpstr(json_object_get_string_member(data, "id"), ==, id);
-        g_string_append_printf(seen, "%s%s", seen->len ? "," : "", status);
-        done = g_str_equal(status, last);
-        json_object_unref(ev);
-        if (done) {
-            return g_string_free(seen, FALSE);
-        }
-    }
-}
-
 /* query-jobs entry of `id` (ref'd), or NULL. */
 static JsonObject *query_job(QTestState *qts, const char *id)
 {
@@ -60,7 +39,7 @@ static void dismiss(QTestState *qts, const char *id)
 
     qtest_qmp_assert_success(qts, "{'execute': 'job-dismiss', 'arguments': {'id': '%s'}}",
                              id);
-    statuses = wait_job_statuses(qts, id, "null");
+    statuses = snap_job_statuses(qts, id, "null");
     g_assert_cmpstr(statuses, ==, "null");
     g_assert_null(query_job(qts, id));
 }
@@ -88,7 +67,7 @@ static void test_jobs_save_load_delete(void)
     qtest_qmp_assert_success(qts, "{'execute': 'snapshot-save', 'arguments': {"
                                   "'job-id': 'save0', 'tag': 'A', 'vmstate': 'tpmnv', "
                                   "'devices': ['tpmnv']}}");
-    statuses = wait_job_statuses(qts, "save0", "concluded");
+    statuses = snap_job_statuses(qts, "save0", "concluded");
     g_assert_cmpstr(statuses, ==, "created,running,waiting,pending,concluded");
     job = query_job(qts, "save0");
     g_assert_nonnull(job);
@@ -108,7 +87,7 @@ static void test_jobs_save_load_delete(void)
                                   "'job-id': 'load0', 'tag': 'A', 'vmstate': 'tpmnv', "
                                   "'devices': ['tpmnv']}}");
     g_clear_pointer(&statuses, g_free);
-    statuses = wait_job_statuses(qts, "load0", "concluded");
+    statuses = snap_job_statuses(qts, "load0", "concluded");
     g_assert_cmpstr(statuses, ==, "created,running,waiting,pending,concluded");
     pcr = tpm2_pcr_read(qts, 16);
     g_assert_cmpmem(pcr, 32, pcr_a, 32);
@@ -117,7 +96,7 @@ static void test_jobs_save_load_delete(void)
     qtest_qmp_assert_success(qts, "{'execute': 'snapshot-delete', 'arguments': {"
                                   "'job-id': 'del0', 'tag': 'A', 'devices': ['tpmnv']}}");
     g_clear_pointer(&statuses, g_free);
-    statuses = wait_job_statuses(qts, "del0", "concluded");
+    statuses = snap_job_statuses(qts, "del0", "concluded");
     g_assert_cmpstr(statuses, ==, "created,running,waiting,pending,concluded");
     dismiss(qts, "del0");
     g_clear_pointer(&info, g_free);
@@ -142,7 +121,7 @@ static void test_failed_job_reports_error(void)
     qtest_qmp_assert_success(qts, "{'execute': 'snapshot-load', 'arguments': {"
                                   "'job-id': 'load1', 'tag': 'nope', 'vmstate': 'tpmnv', "
                                   "'devices': ['tpmnv']}}");
-    statuses = wait_job_statuses(qts, "load1", "concluded");
+    statuses = snap_job_statuses(qts, "load1", "concluded");
     g_assert_cmpstr(statuses, ==, "created,running,aborting,concluded");
     job = query_job(qts, "load1");
     g_assert_nonnull(
@@ -167,7 +146,7 @@ static void test_failed_job_reports_error(void)
                                   "'job-id': 'save1', 'tag': 'A', 'vmstate': 'tpmnv', "
                                   "'devices': []}}");
     g_clear_pointer(&statuses, g_free);
-    statuses = wait_job_statuses(qts, "save1", "concluded");
+    statuses = snap_job_statuses(qts, "save1", "concluded");
     g_assert_cmpstr(statuses, ==, "created,running,aborting,concluded");
     job = query_job(qts, "save1");
     g_assert_nonnull(json_object_get_string_member(job, "error"));
@@ -180,7 +159,7 @@ static void test_failed_job_reports_error(void)
                                   "'job-id': 'save2', 'tag': 'A', 'vmstate': 'tpmnv', "
                                   "'devices': ['tpmnv']}}");
     g_clear_pointer(&statuses, g_free);
-    statuses = wait_job_statuses(qts, "save2", "concluded");
+    statuses = snap_job_statuses(qts, "save2", "concluded");
     job = query_job(qts, "save2");
     g_assert_nonnull(
         strstr(json_object_get_string_member(job, "error"), "already exists"));

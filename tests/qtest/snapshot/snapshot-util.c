@@ -320,6 +320,26 @@ char *snap_status(QTestState *qts)
     return s;
 }
 
+char *snap_job_statuses(QTestState *qts, const char *id, const char *last)
+{
+    GString *seen = g_string_new(NULL);
+
+    for (;;) {
+        JsonObject *ev = qtest_qmp_eventwait_ref(qts, "JOB_STATUS_CHANGE");
+        JsonObject *data = json_object_get_object_member(ev, "data");
+        const char *status = json_object_get_string_member(data, "status");
+        bool done;
+
+        g_assert_cmpstr(json_object_get_string_member(data, "id"), ==, id);
+        g_string_append_printf(seen, "%s%s", seen->len ? "," : "", status);
+        done = g_str_equal(status, last);
+        json_object_unref(ev);
+        if (done) {
+            return g_string_free(seen, FALSE);
+        }
+    }
+}
+
 /* ---- TIS ---- */
 
 uint32_t tis_sts(QTestState *qts)

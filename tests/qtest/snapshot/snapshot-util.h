@@ -49,6 +49,8 @@ char *snap_hmp_err(QTestState *qts, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 void snap_quit(QTestState *qts);
 /* query-status "status" (g_free). */
 char *snap_status(QTestState *qts);
+/* JOB_STATUS_CHANGE statuses of job `id`, comma-separated, up to `last` (g_free). */
+char *snap_job_statuses(QTestState *qts, const char *id, const char *last);
 
 /* ---- TPM through the TIS (locality 0) ---- */
 
